@@ -1,0 +1,257 @@
+"""Untrusted tactics: model output is code that runs inside a proof assistant.
+
+`check_tactic(language, tactic)` returns None for a tactic that may be sent to the
+assistant, or the reason it is rejected. A rejected tactic must never reach the
+assistant; backends turn the reason into a `Failed` outcome. The fresh whole-file
+check with its axiom audit (`ProofEnv.verify`) is the second line of defence.
+
+The rules reject anything that gives up (`sorry`, `admit`), could end the proof
+block, start a new command, change the environment (axioms, options, attributes,
+meta-programs) or leave a comment or bracket open that swallows what follows.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+_LEAN_GIVE_UP = ("sorry", "admit", "sorryAx")
+# Commands and declaration keywords: none of these belongs inside a tactic proof.
+_LEAN_COMMANDS = (
+    "theorem", "lemma", "example", "axiom", "axioms", "def", "instance", "abbrev",
+    "structure", "inductive", "class", "opaque", "mutual", "namespace", "section",
+    "universe", "variable", "import", "elab", "elab_rules", "macro", "macro_rules",
+    "syntax", "declare_syntax_cat", "notation", "infix", "infixl", "infixr", "prefix",
+    "postfix", "run_cmd", "run_tac", "run_elab", "run_meta", "set_option", "attribute",
+    "initialize", "builtin_initialize", "unsafe", "implemented_by", "extern",
+    "noncomputable", "private", "protected", "partial", "export", "add_decl_doc",
+    "register_simp_attr", "deriving",
+)  # fmt: skip
+# Escapes into the meta level or the compiler's trust.
+_LEAN_META = (
+    "Lean.Elab",
+    "Lean.Meta",
+    "Lean.Environment",
+    "Lean.addDecl",
+    "Lean.ofReduceBool",
+    "Lean.trustCompiler",
+    "IO.",
+    "System.",
+    "unsafeIO",
+    "unsafeCast",
+    "ofReduceBool",
+)
+# At the start of a line these end the proof block (`end` closes a section/namespace).
+_LEAN_LINE_START = ("end", "open", "@[", "local", "scoped", "#")
+
+_COQ_GIVE_UP = (
+    "admit",
+    "Admitted",
+    "Abort",
+    "give_up",
+    "exact_no_check",
+    "vm_cast_no_check",
+    "native_cast_no_check",
+    "change_no_check",
+)
+_COQ_COMMANDS = (
+    "Qed", "Defined", "Save", "Proof", "Axiom", "Axioms", "Parameter", "Parameters",
+    "Hypothesis", "Hypotheses", "Variable", "Variables", "Conjecture", "Definition",
+    "Fixpoint", "CoFixpoint", "Lemma", "Theorem", "Corollary", "Proposition", "Fact",
+    "Remark", "Example", "Instance", "Existing", "Require", "Import", "Export", "From",
+    "Load", "Declare", "Set", "Unset", "Local", "Global", "Module", "End", "Section",
+    "Ltac", "Ltac2", "Tactic", "Obligation", "Next", "Drop", "Quit", "Extraction",
+    "Redirect", "Print", "Check", "Eval", "Compute", "Search", "Locate", "Fail",
+    "Succeed", "Inductive", "CoInductive", "Record", "Structure", "Class", "Notation",
+    "Infix", "Hint", "Arguments", "Opaque", "Transparent", "Reset", "Back", "Undo",
+    "Restart", "Goal", "Time", "Timeout", "Program", "Canonical", "Coercion", "Open",
+    "Close", "Scheme", "Add", "Remove", "Create", "Generalizable", "Implicit", "Context",
+    "Let", "Admit", "Abort",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class TacticPolicy:
+    """What an env lets through. `native_decide` trusts the compiler, so it is off by default."""
+
+    allow_native_decide: bool = False
+    max_chars: int = 2000
+    extra_banned: tuple[str, ...] = field(default=())
+
+
+def _words(pattern_words: tuple[str, ...]) -> re.Pattern[str]:
+    escaped = "|".join(re.escape(w) for w in pattern_words)
+    return re.compile(rf"(?<![\w.'])(?:{escaped})(?![\w'?!])")
+
+
+_LEAN_GIVE_UP_RE = _words(_LEAN_GIVE_UP)
+_LEAN_COMMAND_RE = _words(_LEAN_COMMANDS)
+_LEAN_HASH_COMMAND_RE = re.compile(r"(?<![\w])#[a-zA-Z_]\w*")
+_COQ_GIVE_UP_RE = _words(_COQ_GIVE_UP)
+_COQ_COMMAND_RE = re.compile(r"(?:^|(?<=[\s;\[|(]))(?:" + "|".join(re.escape(w) for w in _COQ_COMMANDS) + r")(?![\w'])")
+_COQ_SENTENCE_END_RE = re.compile(r"(?<!\.)\.(?=\s|$)")
+
+
+def _balanced(text: str, pairs: dict[str, str]) -> bool:
+    closers = {v: k for k, v in pairs.items()}
+    stack: list[str] = []
+    for ch in text:
+        if ch in pairs:
+            stack.append(ch)
+        elif ch in closers:
+            if not stack or stack[-1] != closers[ch]:
+                return False
+            stack.pop()
+    return not stack
+
+
+def _strip_lean_strings(text: str) -> str:
+    return re.sub(r'"(?:[^"\\]|\\.)*"', '""', text)
+
+
+def check_lean_tactic(tactic: str, policy: TacticPolicy = TacticPolicy()) -> str | None:
+    if not tactic.strip():
+        return "empty tactic"
+    if len(tactic) > policy.max_chars:
+        return f"tactic longer than {policy.max_chars} characters"
+    if "\x00" in tactic:
+        return "tactic contains a NUL character"
+    if tactic.count("/-") != tactic.count("-/"):
+        return "unterminated block comment"
+    code = _strip_lean_strings(tactic)
+    if code.count('"') % 2:
+        return "unterminated string literal"
+    if m := _LEAN_GIVE_UP_RE.search(code):
+        return f"`{m.group(0)}` gives up on the goal"
+    if not policy.allow_native_decide and re.search(r"(?<![\w.])native_decide(?![\w])", code):
+        return "`native_decide` trusts the compiler (disabled by policy)"
+    if m := _LEAN_COMMAND_RE.search(code):
+        return f"`{m.group(0)}` starts a command, not a tactic"
+    if m := _LEAN_HASH_COMMAND_RE.search(code):
+        return f"`{m.group(0)}` is a command, not a tactic"
+    for word in _LEAN_META:
+        if word in code:
+            return f"`{word}` reaches into the meta level"
+    for word in policy.extra_banned:
+        if re.search(rf"(?<![\w]){re.escape(word)}(?![\w])", code):
+            return f"`{word}` is banned by policy"
+    for line in code.splitlines()[1:]:
+        if line and not line[0].isspace():
+            stripped = line.lstrip()
+            if any(stripped.startswith(w) for w in _LEAN_LINE_START):
+                return "a line at column 0 would end the tactic block"
+    if not _balanced(re.sub(r"--[^\n]*", "", code), {"(": ")", "[": "]", "{": "}", "⟨": "⟩"}):
+        return "unbalanced brackets"
+    return None
+
+
+def _strip_coq_comments_and_strings(text: str) -> str | None:
+    out: list[str] = []
+    depth = 0
+    i = 0
+    in_string = False
+    while i < len(text):
+        two = text[i : i + 2]
+        if in_string:
+            if text[i] == '"':
+                if two == '""':
+                    i += 2
+                    continue
+                in_string = False
+                out.append('""')
+            i += 1
+            continue
+        if two == "(*":
+            depth += 1
+            i += 2
+            continue
+        if two == "*)" and depth:
+            depth -= 1
+            i += 2
+            out.append(" ")
+            continue
+        if depth:
+            i += 1
+            continue
+        if text[i] == '"':
+            in_string = True
+            i += 1
+            continue
+        out.append(text[i])
+        i += 1
+    if depth or in_string:
+        return None
+    return "".join(out)
+
+
+def check_coq_tactic(tactic: str, policy: TacticPolicy = TacticPolicy()) -> str | None:
+    if not tactic.strip():
+        return "empty tactic"
+    if len(tactic) > policy.max_chars:
+        return f"tactic longer than {policy.max_chars} characters"
+    code = _strip_coq_comments_and_strings(tactic)
+    if code is None:
+        return "unterminated comment or string"
+    body = code.strip()
+    if body.endswith(".") and not body.endswith(".."):
+        body = body[:-1]
+    if _COQ_SENTENCE_END_RE.search(body):
+        return "more than one sentence: a `.` ends the tactic early"
+    if m := _COQ_GIVE_UP_RE.search(body):
+        return f"`{m.group(0)}` gives up on the goal"
+    if m := _COQ_COMMAND_RE.search(body):
+        return f"`{m.group(0)}` is a command, not a tactic"
+    for word in policy.extra_banned:
+        if re.search(rf"(?<![\w]){re.escape(word)}(?![\w])", body):
+            return f"`{word}` is banned by policy"
+    if not _balanced(body, {"(": ")", "[": "]", "{": "}"}) and body.strip() not in ("{", "}"):
+        return "unbalanced brackets"
+    return None
+
+
+def check_tactic(language: str, tactic: str, policy: TacticPolicy = TacticPolicy()) -> str | None:
+    """None if `tactic` may be sent to a `language` assistant, else why not."""
+    if language == "lean4":
+        return check_lean_tactic(tactic, policy)
+    if language == "coq":
+        return check_coq_tactic(tactic, policy)
+    if language == "isabelle":
+        return check_isabelle_tactic(tactic, policy)
+    raise ValueError(f"no tactic policy for language {language!r}")
+
+
+_ISABELLE_BANNED = _words(
+    (
+        "sorry",
+        "oops",
+        "lemma",
+        "theorem",
+        "axiomatization",
+        "definition",
+        "fun",
+        "primrec",
+        "end",
+        "ML",
+        "ML_val",
+        "ML_file",
+        "declare",
+        "setup",
+        "local_setup",
+        "consts",
+        "defs",
+        "imports",
+        "theory",
+    )
+)
+
+
+def check_isabelle_tactic(tactic: str, policy: TacticPolicy = TacticPolicy()) -> str | None:
+    if not tactic.strip():
+        return "empty tactic"
+    if len(tactic) > policy.max_chars:
+        return f"tactic longer than {policy.max_chars} characters"
+    if m := _ISABELLE_BANNED.search(tactic):
+        return f"`{m.group(0)}` is not allowed in a proof step"
+    if tactic.count("(*") != tactic.count("*)"):
+        return "unterminated comment"
+    return None

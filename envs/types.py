@@ -1,0 +1,127 @@
+"""The vocabulary shared by every proof-assistant backend.
+
+Invariants:
+- Tactic outcomes are values from a closed set (`TacticResult`); they are never
+  raised. Exceptions (`EnvError` and subclasses) mean a broken backend.
+- `ProofState` has value identity: two states with the same goal text are equal,
+  whatever backend handle they carry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+Language = Literal["lean4", "coq", "isabelle"]
+
+
+@dataclass(frozen=True, slots=True)
+class Theorem:
+    """A theorem to prove: `header` (imports/opens) + `statement` (ends before the proof)."""
+
+    name: str
+    statement: str
+    header: str = ""
+    language: Language = "lean4"
+    informal_statement: str | None = None
+    informal_proof: str | None = None
+    split: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProofState:
+    """Goals as the assistant prints them; `handle` is the backend's and is not compared."""
+
+    goals: tuple[str, ...]
+    handle: Any = field(default=None, compare=False, repr=False)
+
+    @property
+    def text(self) -> str:
+        return "\n\n".join(self.goals)
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    state: ProofState
+    kind: Literal["progress"] = "progress"
+
+
+@dataclass(frozen=True, slots=True)
+class Proved:
+    """No goals are left and the assistant's own completeness check passed."""
+
+    detail: str = ""
+    kind: Literal["proved"] = "proved"
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    message: str
+    kind: Literal["failed"] = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class TimedOut:
+    seconds: float
+    kind: Literal["timed_out"] = "timed_out"
+
+
+TacticResult = Progress | Proved | Failed | TimedOut
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The outcome of a fresh whole-file check of a proof."""
+
+    accepted: bool
+    messages: tuple[str, ...] = ()
+    axioms: tuple[str, ...] = ()
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "accepted": self.accepted,
+            "messages": list(self.messages),
+            "axioms": list(self.axioms),
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TheoremCheck:
+    """One theorem of a checked file."""
+
+    name: str
+    verdict: Verdict
+
+
+class EnvError(RuntimeError):
+    """The backend is broken (crashed process, lost connection, protocol violation)."""
+
+
+class EnvSetupError(EnvError):
+    """The backend cannot start at all: a missing program or workspace. Says what to install."""
+
+
+class TheoremStartError(EnvError):
+    """The theorem's statement or header does not elaborate, so no search can start."""
+
+
+@runtime_checkable
+class ProofEnv(Protocol):
+    """An async proof-assistant session pool. One instance serves many concurrent searches."""
+
+    language: Language
+
+    async def start(self, theorem: Theorem) -> ProofState: ...
+
+    async def run_tactic(self, state: ProofState, tactic: str, timeout: float) -> TacticResult: ...
+
+    async def verify(self, theorem: Theorem, proof: Sequence[str]) -> Verdict: ...
+
+    def render_proof(self, theorem: Theorem, proof: Sequence[str]) -> str: ...
+
+    async def check_file(self, text: str) -> list[TheoremCheck]: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,1 @@
+"""User-facing side of the prover: CLI, options, generators, datasets, evaluation."""

@@ -1,0 +1,302 @@
+"""`prover`: prove | check | eval | report | setup.
+
+Exit codes: 0 proved (and verified) / everything checked, 1 not proved, 2 usage or setup error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from envs.types import EnvSetupError, Theorem
+from prover.datasets import (
+    DatasetError,
+    find_theorem,
+    load_minif2f,
+    theorem_from_file,
+    theorem_from_statement,
+)
+from prover.options import (
+    PRESETS,
+    EnvOptions,
+    GeneratorOptions,
+    SearchOptions,
+    TheoremOptions,
+    add_options,
+    resolve,
+)
+from search.best_first import Budget, SearchConfig, SearchProgress, SearchResult
+
+log = logging.getLogger("prover")
+
+EXIT_PROVED, EXIT_NOT_PROVED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ProveConfig:
+    theorem: TheoremOptions
+    env: EnvOptions
+    generator: GeneratorOptions
+    search: SearchOptions
+
+    def budget(self) -> Budget:
+        s = self.search
+        return Budget(
+            max_expansions=s.expansions,
+            time_limit=s.time_limit,
+            tactic_timeout=s.tactic_timeout,
+            max_restarts=s.max_restarts,
+        )
+
+    def search_config(self) -> SearchConfig:
+        return SearchConfig(samples=self.search.samples, batch=self.search.batch, scorer=self.search.scorer)
+
+
+def add_prove_options(parser: argparse.ArgumentParser) -> None:
+    add_options(parser, TheoremOptions, "theorem")
+    add_options(parser, EnvOptions, "proof assistant")
+    add_options(parser, GeneratorOptions, "tactic generator")
+    add_options(parser, SearchOptions, "search")
+
+
+def resolve_prove_config(args: argparse.Namespace) -> ProveConfig:
+    preset = PRESETS.get(getattr(args, "preset", None) or "", {})
+    return ProveConfig(
+        theorem=resolve(TheoremOptions, args, preset),
+        env=resolve(EnvOptions, args, preset),
+        generator=resolve(GeneratorOptions, args, preset),
+        search=resolve(SearchOptions, args, preset),
+    )
+
+
+def language_of(config: ProveConfig) -> str:
+    return "coq" if config.env.env == "coq" else "lean4"
+
+
+def select_theorem(config: ProveConfig, name: str | None) -> Theorem:
+    t = config.theorem
+    language = language_of(config)
+    if t.statement:
+        return theorem_from_statement(t.statement, t.header, language)  # type: ignore[arg-type]
+    if t.file:
+        if not (t.theorem or name):
+            raise UsageError("--file needs --theorem NAME (or NAME as the argument)")
+        theorem = theorem_from_file(t.file, t.theorem or name)  # type: ignore[arg-type]
+        if theorem.language != language:
+            raise UsageError(f"{t.file} is {theorem.language}, but --env is {config.env.env}")
+        return theorem
+    if not name:
+        raise UsageError("give a theorem NAME from the benchmark, --file F --theorem NAME, or --statement")
+    if language != "lean4" or t.variant == "isabelle":
+        raise UsageError("miniF2F theorems need --env lean and a Lean 4 --variant")
+    return find_theorem(load_minif2f(t.variant, t.split, t.data), name)
+
+
+class ProgressLine:
+    """A live line on stderr: expansions, open states, best score, elapsed."""
+
+    def __init__(self, total: int, name: str, enabled: bool) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, desc=name, unit="exp", disable=not enabled, file=sys.stderr, leave=False)
+
+    def __call__(self, p: SearchProgress) -> None:
+        self.bar.n = p.expansions
+        self.bar.set_postfix(open=p.open_states, best=f"{p.best_score:.3f}", refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+async def prove_one(config: ProveConfig, theorem: Theorem, show_progress: bool) -> SearchResult:
+    from prover.wiring import make_env, make_generator
+    from search.best_first import best_first_search
+
+    generator = make_generator(config.generator, theorem.language)
+    env = make_env(config.env)
+    progress = ProgressLine(config.search.expansions, theorem.name, show_progress)
+    try:
+        return await best_first_search(
+            env, generator, theorem, config.budget(), config.search_config(), on_progress=progress
+        )
+    finally:
+        progress.close()
+        await env.close()
+        close = getattr(generator, "aclose", None)
+        if close is not None:
+            await close()
+
+
+def prove_record(result: SearchResult) -> dict[str, Any]:
+    keys = (
+        "theorem",
+        "status",
+        "stop_reason",
+        "proof",
+        "tactics",
+        "verified",
+        "expansions",
+        "tactic_calls",
+        "model_calls",
+        "model_s",
+        "env_s",
+        "wall_s",
+    )
+    record = result.to_record()
+    out = {k: record[k] for k in keys}
+    out["error"] = record["error"]
+    out["verification_failures"] = record["verification_failures"]
+    out["axioms"] = record["verdict"]["axioms"] if record["verdict"] else []
+    return out
+
+
+def write_tree(result: SearchResult, path: Path) -> None:
+    import networkx as nx
+
+    if result.tree is None:
+        raise UsageError("no search tree to write (the search did not start)")
+    graph = result.tree.to_networkx()
+    if path.suffix == ".graphml":
+        nx.write_graphml(graph, path)
+    else:
+        path.write_text(json.dumps(nx.node_link_data(graph, edges="edges"), ensure_ascii=False, indent=1))
+
+
+def cmd_prove(args: argparse.Namespace) -> int:
+    config = resolve_prove_config(args)
+    theorem = select_theorem(config, args.name)
+    result = asyncio.run(prove_one(config, theorem, show_progress=not args.json))
+    if args.tree:
+        write_tree(result, args.tree)
+    if args.json:
+        print(json.dumps(prove_record(result), ensure_ascii=False))
+    elif result.status == "proved":
+        axioms = ", ".join(result.verdict.axioms) if result.verdict and result.verdict.axioms else "none"
+        print(
+            f"proved {theorem.name} (verified by a fresh check; axioms: {axioms}) "
+            f"in {result.expansions} expansions, {result.wall_s:.1f}s\n"
+        )
+        print(result.proof_text)
+    else:
+        why = result.error or result.stop_reason
+        print(
+            f"not proved: {theorem.name}: {result.status} ({why}) after {result.expansions} expansions, "
+            f"{result.tactic_calls} tactics, {result.wall_s:.1f}s"
+        )
+        if result.verification_failures:
+            print(
+                f"warning: {result.verification_failures} proof(s) closed by the assistant failed the fresh "
+                "check (a backend bug worth reporting)"
+            )
+    return EXIT_PROVED if result.status == "proved" else EXIT_NOT_PROVED
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from prover.wiring import make_env
+
+    env_options = resolve(EnvOptions, args)
+    path: Path = args.path
+    if path.suffix == ".v" and env_options.env != "coq":
+        env_options = EnvOptions(**{**env_options.__dict__, "env": "coq"})
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc}") from exc
+
+    async def run() -> list[Any]:
+        env = make_env(env_options)
+        try:
+            return await env.check_file(text)
+        finally:
+            await env.close()
+
+    checks = asyncio.run(run())
+    if not checks:
+        raise UsageError(f"{path} declares no theorem")
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "file": str(path),
+                    "theorems": [{"name": c.name, "proved": c.verdict.accepted, **c.verdict.to_dict()} for c in checks],
+                },
+                ensure_ascii=False,
+            )
+        )
+    else:
+        for c in checks:
+            mark = "proved" if c.verdict.accepted else "NOT proved"
+            axioms = ", ".join(c.verdict.axioms) or "none"
+            print(f"{c.name}: {mark} (axioms: {axioms}){' - ' + c.verdict.reason if c.verdict.reason else ''}")
+            for m in c.verdict.messages:
+                print("    " + m.replace("\n", "\n    "))
+    return EXIT_PROVED if all(c.verdict.accepted for c in checks) else EXIT_NOT_PROVED
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="prover",
+        description="Best-first proof search with a math language model, checked by a real proof assistant.",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    prove = sub.add_parser(
+        "prove",
+        help="prove one theorem and print the verified proof",
+        description="Prove one theorem: a miniF2F NAME, --file F --theorem NAME, or "
+        "--statement. Exit code 0 proved, 1 not proved, 2 usage/setup error.",
+    )
+    prove.add_argument("name", nargs="?", help="theorem name (miniF2F, or inside --file)")
+    add_prove_options(prove)
+    out = prove.add_argument_group("output")
+    out.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    out.add_argument("--tree", type=Path, help="write the search tree to FILE (.graphml, otherwise JSON)")
+    prove.set_defaults(func=cmd_prove)
+
+    check = sub.add_parser(
+        "check",
+        help="check a .lean or .v file: proved or not, messages, axioms",
+        description="Check every theorem of a file in a fresh proof-assistant process: "
+        "errors, sorry, and the axioms each depends on.",
+    )
+    check.add_argument("path", type=Path, help="a .lean or .v file")
+    add_options(check, EnvOptions, "proof assistant")
+    check.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    check.set_defaults(func=cmd_check)
+
+    from prover import setup
+
+    setup.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except (UsageError, DatasetError, EnvSetupError, ValueError) as exc:
+        print(f"prover: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("prover: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

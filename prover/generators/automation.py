@@ -1,0 +1,55 @@
+"""The no-model baseline: a fixed, ordered list of standard tactics tried at every state.
+
+Every suggestion has log-probability 0, so the frontier is explored breadth-first.
+The whole list is offered at each expansion (`n` is ignored): the baseline is
+"every standard tactic everywhere", which is what papers report beside their models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from envs.types import ProofState
+from search.best_first import Suggestion
+
+LEAN4_TACTICS = (
+    "rfl", "decide", "omega", "norm_num", "simp", "simp_all", "linarith", "nlinarith",
+    "positivity", "ring", "ring_nf", "field_simp", "aesop", "tauto", "trivial",
+    "assumption", "intro", "intros", "constructor", "simp at *", "norm_num at *",
+    "exact?",
+)  # fmt: skip
+COQ_TACTICS = (
+    "reflexivity", "assumption", "trivial", "easy", "auto", "lia", "nia", "ring", "field",
+    "intuition", "tauto", "firstorder", "congruence", "constructor", "split", "intros",
+    "simpl", "induction n", "simpl; lia", "intros; lia",
+)  # fmt: skip
+ISABELLE_TACTICS = (
+    "by simp", "by auto", "by arith", "by linarith", "by fastforce", "by blast", "by force",
+    "by presburger", "by algebra", "by eval", "by (simp add: algebra_simps)", "sledgehammer",
+)  # fmt: skip
+DEFAULTS = {"lean4": LEAN4_TACTICS, "coq": COQ_TACTICS, "isabelle": ISABELLE_TACTICS}
+
+
+def read_tactic_file(path: Path) -> tuple[str, ...]:
+    """One tactic per line; blank lines and lines starting with `#` are skipped."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise ValueError(f"cannot read tactic list {path}: {exc}") from exc
+    tactics = tuple(line.strip() for line in lines if line.strip() and not line.lstrip().startswith("# "))
+    if not tactics:
+        raise ValueError(f"tactic list {path} is empty")
+    return tactics
+
+
+class AutomationGenerator:
+    def __init__(self, language: str, tactics: Sequence[str] | None = None) -> None:
+        if tactics is None:
+            if language not in DEFAULTS:
+                raise ValueError(f"no automation list for {language}")
+            tactics = DEFAULTS[language]
+        self.tactics = tuple(tactics)
+
+    async def generate(self, states: Sequence[ProofState], n: int) -> list[list[Suggestion]]:
+        return [[Suggestion(t, 0.0, 1) for t in self.tactics] for _ in states]

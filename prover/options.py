@@ -1,0 +1,168 @@
+"""Command-line options come from dataclasses; the resolved values go into every results file.
+
+Each field carries its `--help` text. `add_options` turns a dataclass into argparse
+flags; `resolve` builds the dataclass from (defaults < preset < flags given).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar, get_type_hints
+
+T = TypeVar("T")
+
+
+def opt(
+    default: Any,
+    help: str,
+    *,
+    flag: str | None = None,
+    choices: tuple[str, ...] | None = None,
+    short: str | None = None,
+) -> Any:
+    return field(default=default, metadata={"help": help, "flag": flag, "choices": choices, "short": short})
+
+
+def _flag(f: dataclasses.Field[Any]) -> str:
+    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+
+
+def add_options(parser: argparse.ArgumentParser, cls: type, title: str) -> None:
+    group = parser.add_argument_group(title)
+    hints = get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        flags = [_flag(f)] + ([f.metadata["short"]] if f.metadata.get("short") else [])
+        kind = hints[f.name]
+        help_text = f.metadata.get("help", "")
+        default = f.default
+        shown = "" if default in (None, "", False) else f" (default: {default})"
+        kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text + shown}
+        if kind is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            base = _base_type(kind)
+            kwargs["type"] = base
+            kwargs["metavar"] = f.name.upper()
+            if f.metadata.get("choices"):
+                kwargs["choices"] = f.metadata["choices"]
+        group.add_argument(*flags, **kwargs)
+
+
+def _base_type(kind: Any) -> Any:
+    text = str(kind)
+    if kind is int or text.startswith("int"):
+        return int
+    if kind is float or text.startswith("float"):
+        return float
+    if "Path" in text:
+        return Path
+    return str
+
+
+def resolve(cls: type[T], args: argparse.Namespace, preset: dict[str, Any] | None = None) -> T:
+    values: dict[str, Any] = {}
+    given = vars(args)
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if f.name in given:
+            values[f.name] = given[f.name]
+        elif preset and f.name in preset:
+            values[f.name] = preset[f.name]
+    return cls(**values)
+
+
+def to_jsonable(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(x) for x in obj]
+    if isinstance(obj, dict):
+        return {k: to_jsonable(v) for k, v in obj.items()}
+    return obj
+
+
+@dataclass(frozen=True)
+class TheoremOptions:
+    benchmark: str = opt("minif2f", "benchmark the theorem NAME comes from", choices=("minif2f",))
+    split: str | None = opt(None, "benchmark split: valid or test (default: both)", choices=("valid", "test"))
+    data: Path | None = opt(None, "directory with the benchmark's JSONL files (default: download and cache)")
+    variant: str = opt(
+        "lean4",
+        "miniF2F variant: lean4 (maintained port), lean4_llemma (the statements "
+        "Llemma's 26.23%% used), lean4_deepseek, isabelle",
+        choices=("lean4", "lean4_llemma", "lean4_deepseek", "isabelle"),
+    )
+    file: Path | None = opt(None, "a .lean or .v file that contains the theorem")
+    theorem: str | None = opt(None, "the theorem's name inside --file")
+    statement: str | None = opt(None, 'a statement given inline, e.g. "theorem t : 1 + 1 = 2 :="')
+    header: str = opt("", "imports/opens for --statement")
+
+
+@dataclass(frozen=True)
+class EnvOptions:
+    env: str = opt("lean", "proof assistant: lean (the Lean REPL) or coq", choices=("lean", "coq"))
+    repl_cmd: str | None = opt(None, "command that starts a Lean REPL (default: `lake exe repl` in --workspace)")
+    workspace: Path | None = opt(None, "the Lean workspace (default: the project's, or ~/.cache/prover/lean)")
+    processes: int = opt(1, "proof-assistant processes in the pool")
+    memory_limit_mb: int | None = opt(None, "restart a proof-assistant process above this resident memory (MiB)")
+    coq_cmd: str = opt("coqidetop.opt -main-channel stdfds", "command that starts coqidetop")
+    allow_native_decide: bool = opt(False, "let tactics use native_decide (trusts the compiler)")
+
+
+@dataclass(frozen=True)
+class GeneratorOptions:
+    generator: str = opt(
+        "automation",
+        "tactic generator: automation (no model), hf, vllm, openai",
+        choices=("automation", "hf", "vllm", "openai"),
+    )
+    model: str | None = opt(None, "model hub id or local path (hf, vllm) or model name (openai)")
+    tactics: Path | None = opt(None, "automation: file with one tactic per line, tried in order")
+    prompt: str = opt("llemma", "prompt template: llemma, llmstep or a template FILE")
+    temperature: float = opt(0.0, "sampling temperature (0 with --beam for beam search)")
+    top_p: float = opt(0.95, "nucleus sampling mass")
+    beam: bool = opt(False, "beam search instead of sampling")
+    max_new_tokens: int = opt(256, "maximum tokens per tactic")
+    device: str | None = opt(None, "hf: cpu, cuda, mps (default: the best available)")
+    dtype: str | None = opt(None, "hf: float32, float16, bfloat16 (default: bfloat16 on GPU, float32 on CPU)")
+    base_url: str | None = opt(None, "openai: base URL of the server (env OPENAI_BASE_URL)")
+    api_key: str | None = opt(None, "openai: API key (env OPENAI_API_KEY)")
+    seed: int = opt(0, "random seed for sampling")
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    preset: str | None = opt(
+        None,
+        "llemma: Llemma's miniF2F setup (32 beams at temperature 0, length-normalised score, 100 expansions, 600 s)",
+        choices=("llemma",),
+    )
+    expansions: int = opt(100, "maximum expansions per theorem")
+    time_limit: float = opt(600.0, "wall-clock seconds per theorem")
+    tactic_timeout: float = opt(10.0, "seconds per tactic")
+    max_restarts: int = opt(10, "proof-assistant restarts allowed per theorem")
+    samples: int = opt(8, "candidate tactics per expanded state")
+    batch: int = opt(1, "states expanded per model call")
+    scorer: str = opt(
+        "logprob",
+        "frontier order: logprob (sum) or normalized (sum of per-token means)",
+        choices=("logprob", "normalized"),
+    )
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "llemma": {
+        "samples": 32,
+        "beam": True,
+        "temperature": 0.0,
+        "scorer": "normalized",
+        "expansions": 100,
+        "time_limit": 600.0,
+        "max_new_tokens": 256,
+        "prompt": "llemma",
+    },
+}

@@ -1,0 +1,90 @@
+"""`prover setup lean`: make the Lean workspace ready (elan, Mathlib's cache, the REPL).
+
+Steps, each with a readable error when something is missing:
+1. `elan`/`lake` on PATH (elan installs the toolchain named in `lean-toolchain`);
+2. `lake exe cache get` downloads Mathlib's prebuilt .olean files;
+3. `lake build repl` builds the REPL;
+4. a smoke request to `lake exe repl` proves the REPL answers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+from envs.types import EnvSetupError
+
+ELAN_HINT = (
+    "install elan first: `curl https://elan.lean-lang.org/elan-init.sh -sSf | sh` "
+    "(see https://github.com/leanprover/elan), then open a new shell"
+)
+
+
+def _run(argv: list[str], cwd: Path, what: str) -> str:
+    print(f"$ {' '.join(argv)}   # {what}", flush=True)
+    try:
+        done = subprocess.run(argv, cwd=cwd, text=True, capture_output=True, check=False)
+    except OSError as exc:
+        raise EnvSetupError(f"cannot run {argv[0]}: {exc}; {ELAN_HINT}") from exc
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-15:]
+        raise EnvSetupError(f"`{' '.join(argv)}` failed ({what}):\n" + "\n".join(tail))
+    return done.stdout
+
+
+def setup_lean(workspace: Path) -> None:
+    from prover.wiring import PROJECT_ROOT
+
+    workspace.mkdir(parents=True, exist_ok=True)
+    for name in ("lakefile.lean", "lean-toolchain"):
+        target = workspace / name
+        if not target.exists():
+            source = PROJECT_ROOT / name
+            if not source.exists():
+                raise EnvSetupError(f"{name} is missing: run from a checkout of the project or pass --workspace")
+            shutil.copyfile(source, target)
+    for tool in ("elan", "lake"):
+        if shutil.which(tool) is None:
+            raise EnvSetupError(f"`{tool}` was not found on PATH; {ELAN_HINT}")
+    _run(["lake", "exe", "cache", "get"], workspace, "download Mathlib's build cache")
+    _run(["lake", "build", "repl"], workspace, "build the Lean REPL")
+    request = json.dumps({"cmd": "example : 1 + 1 = 2 := rfl"}) + "\n\n"
+    print("$ lake exe repl   # smoke test", flush=True)
+    done = subprocess.run(
+        ["lake", "exe", "repl"], cwd=workspace, input=request, text=True, capture_output=True, timeout=600, check=False
+    )
+    if '"env"' not in done.stdout:
+        raise EnvSetupError(f"the REPL did not answer as expected:\n{done.stdout}\n{done.stderr}")
+    print(f"Lean workspace ready at {workspace}")
+
+
+def cmd_setup(args: argparse.Namespace) -> int:
+    from prover.wiring import default_workspace
+
+    if args.target == "lean":
+        setup_lean(args.workspace or default_workspace())
+    elif args.target == "coq":
+        for tool in ("coqidetop.opt", "coqc"):
+            if shutil.which(tool) is None:
+                raise EnvSetupError(f"`{tool}` was not found; install Coq (`apt-get install coq` or opam)")
+        print("Coq is ready: " + subprocess.run(["coqc", "--version"], capture_output=True, text=True).stdout.strip())
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "setup",
+        help="prepare a proof assistant: the Lean workspace or Coq",
+        description="`prover setup lean` checks elan/lake, fetches Mathlib's cache and builds the "
+        "REPL in the workspace; `prover setup coq` checks the Coq install.",
+    )
+    p.add_argument("target", choices=("lean", "coq"), help="what to set up")
+    p.add_argument(
+        "--workspace",
+        type=Path,
+        help="Lean workspace directory (default: the project's checkout, else ~/.cache/prover/lean)",
+    )
+    p.set_defaults(func=cmd_setup)

@@ -1,0 +1,75 @@
+"""Build envs and generators from resolved options. The only place that picks backends."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from envs.coq import CoqConfig, CoqIde
+from envs.lean_repl import LeanRepl, LeanReplConfig
+from envs.tactic_guard import TacticPolicy
+from envs.types import EnvSetupError, Language, ProofEnv
+from prover.options import EnvOptions, GeneratorOptions
+from search.best_first import TacticGenerator
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def default_workspace() -> Path:
+    """The project's own Lean workspace when run from a checkout, else the cache's."""
+    if (PROJECT_ROOT / "lakefile.lean").is_file():
+        return PROJECT_ROOT
+    return Path(os.environ.get("PROVER_CACHE", Path.home() / ".cache" / "prover")) / "lean"
+
+
+def env_language(options: EnvOptions) -> Language:
+    return "coq" if options.env == "coq" else "lean4"
+
+
+def make_env(options: EnvOptions) -> ProofEnv:
+    policy = TacticPolicy(allow_native_decide=options.allow_native_decide)
+    if options.env == "coq":
+        return CoqIde(CoqConfig(cmd=CoqConfig.parse_cmd(options.coq_cmd), processes=options.processes, policy=policy))
+    workspace = options.workspace
+    if options.repl_cmd:
+        cmd = LeanReplConfig.parse_cmd(options.repl_cmd)
+    else:
+        cmd = ("lake", "exe", "repl")
+        workspace = workspace or default_workspace()
+        if not (workspace / "lakefile.lean").is_file():
+            raise EnvSetupError(f"no Lean workspace at {workspace}: run `prover setup lean` or pass --repl-cmd")
+    return LeanRepl(
+        LeanReplConfig(
+            cmd=cmd,
+            workspace=workspace,
+            processes=options.processes,
+            memory_limit_mb=options.memory_limit_mb,
+            policy=policy,
+        )
+    )
+
+
+def make_generator(options: GeneratorOptions, language: Language) -> TacticGenerator:
+    if options.generator == "automation":
+        from prover.generators.automation import AutomationGenerator, read_tactic_file
+
+        tactics = read_tactic_file(options.tactics) if options.tactics else None
+        return AutomationGenerator(language, tactics)
+    from prover.generators.prompts import load_prompt
+
+    prompt = load_prompt(options.prompt, language)
+    if not options.model:
+        raise ValueError(f"--generator {options.generator} needs --model")
+    if options.generator == "hf":
+        from prover.generators.hf import HFGenerator
+
+        return HFGenerator(options.model, prompt, language, options)
+    if options.generator == "vllm":
+        from prover.generators.vllm_engine import VLLMGenerator
+
+        return VLLMGenerator(options.model, prompt, language, options)
+    if options.generator == "openai":
+        from prover.generators.openai_api import OpenAIGenerator
+
+        return OpenAIGenerator(options.model, prompt, language, options)
+    raise ValueError(f"unknown generator {options.generator!r}")

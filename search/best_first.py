@@ -1,0 +1,299 @@
+"""Best-first proof search: `best_first_search(env, generator, theorem, budget) -> SearchResult`.
+
+The frontier holds open states ordered by a score of their path (higher first).
+Each step pops up to `batch` states, asks the generator for `samples` candidates
+per state in one call, runs every candidate, and deduplicates the resulting
+states by goal text. When the assistant reports a closed proof, the whole proof
+is re-checked with `env.verify` before it counts; a rejected proof is recorded
+as `verification_failed` and the search goes on.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Protocol
+
+from envs.types import (
+    EnvError,
+    EnvSetupError,
+    Failed,
+    Progress,
+    ProofEnv,
+    ProofState,
+    Proved,
+    Theorem,
+    TimedOut,
+    Verdict,
+)
+from search.tree import Node, Outcome, SearchTree
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Suggestion:
+    """One candidate tactic. `num_tokens` is what length-normalised scoring divides by."""
+
+    tactic: str
+    logprob: float = 0.0
+    num_tokens: int = 1
+
+
+class TacticGenerator(Protocol):
+    """Batched and async: one list of suggestions per state, best first."""
+
+    async def generate(self, states: Sequence[ProofState], n: int) -> list[list[Suggestion]]: ...
+
+
+Scorer = Callable[[float, Suggestion], float]
+
+
+def sum_logprob(parent_score: float, s: Suggestion) -> float:
+    """ReProver: the path's total log-probability."""
+    return parent_score + s.logprob
+
+
+def length_normalized(parent_score: float, s: Suggestion) -> float:
+    """Llemma's evaluation: sum over the path of each tactic's log-probability per token."""
+    return parent_score + s.logprob / max(s.num_tokens, 1)
+
+
+SCORERS: dict[str, Scorer] = {"logprob": sum_logprob, "normalized": length_normalized}
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """Every knob finite. Running out is a stop reason, never a status."""
+
+    max_expansions: int = 100
+    time_limit: float = 600.0
+    tactic_timeout: float = 10.0
+    max_restarts: int = 10
+
+    def __post_init__(self) -> None:
+        for name in ("max_expansions", "time_limit", "tactic_timeout", "max_restarts"):
+            value = getattr(self, name)
+            if not value >= 0 or value == float("inf"):
+                raise ValueError(f"budget {name} must be finite and non-negative, got {value}")
+
+
+@dataclass(frozen=True, slots=True)
+class SearchConfig:
+    samples: int = 8
+    batch: int = 1
+    scorer: str = "logprob"
+
+    def __post_init__(self) -> None:
+        if self.samples < 1 or self.batch < 1:
+            raise ValueError("samples and batch must be at least 1")
+        if self.scorer not in SCORERS:
+            raise ValueError(f"unknown scorer {self.scorer!r}; choose from {sorted(SCORERS)}")
+
+
+Status = Literal["proved", "failed", "error"]
+
+
+@dataclass(slots=True)
+class SearchResult:
+    theorem: str
+    status: Status
+    stop_reason: str
+    proof: list[str] = field(default_factory=list)
+    proof_text: str = ""
+    verified: bool = False
+    verdict: Verdict | None = None
+    expansions: int = 0
+    tactic_calls: int = 0
+    model_calls: int = 0
+    model_s: float = 0.0
+    env_s: float = 0.0
+    wall_s: float = 0.0
+    verification_failures: int = 0
+    restarts: int = 0
+    error: str = ""
+    tree: SearchTree | None = field(default=None, repr=False)
+
+    def to_record(self) -> dict[str, Any]:
+        record = asdict(self)  # type: ignore[call-overload]
+        record.pop("tree")
+        record["tactics"] = record.pop("proof")
+        record["proof"] = record.pop("proof_text")
+        record["verdict"] = self.verdict.to_dict() if self.verdict else None
+        for key in ("model_s", "env_s", "wall_s"):
+            record[key] = round(record[key], 3)
+        record["nodes"] = len(self.tree) if self.tree else 0
+        return record
+
+
+@dataclass(frozen=True, slots=True)
+class SearchProgress:
+    expansions: int
+    open_states: int
+    best_score: float
+    elapsed: float
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.model = 0.0
+        self.env = 0.0
+
+
+async def best_first_search(
+    env: ProofEnv,
+    generator: TacticGenerator,
+    theorem: Theorem,
+    budget: Budget = Budget(),
+    config: SearchConfig = SearchConfig(),
+    on_progress: Callable[[SearchProgress], None] | None = None,
+) -> SearchResult:
+    started = time.monotonic()
+    deadline = started + budget.time_limit
+    clock = _Clock()
+    restarts_before = getattr(env, "restarts", 0)
+    scorer = SCORERS[config.scorer]
+
+    def finish(status: Status, reason: str, tree: SearchTree | None = None, **extra: Any) -> SearchResult:
+        return SearchResult(
+            theorem=theorem.name,
+            status=status,
+            stop_reason=reason,
+            model_s=clock.model,
+            env_s=clock.env,
+            wall_s=time.monotonic() - started,
+            restarts=getattr(env, "restarts", 0) - restarts_before,
+            tree=tree,
+            **extra,
+        )
+
+    t = time.monotonic()
+    try:
+        root = await env.start(theorem)
+    except EnvSetupError:
+        raise
+    except EnvError as exc:
+        clock.env += time.monotonic() - t
+        return finish("error", "start_error", error=str(exc))
+    clock.env += time.monotonic() - t
+
+    tree = SearchTree(root)
+    counter = itertools.count()
+    frontier: list[tuple[float, int, int]] = [(-0.0, next(counter), tree.root.id)]
+    expansions = tactic_calls = model_calls = verification_failures = 0
+    stop_reason = ""
+    proof: list[str] = []
+    verdict: Verdict | None = None
+
+    while not tree.proved:
+        if expansions >= budget.max_expansions:
+            stop_reason = "expansions"
+            break
+        if time.monotonic() >= deadline:
+            stop_reason = "time_limit"
+            break
+        if getattr(env, "restarts", 0) - restarts_before > budget.max_restarts:
+            stop_reason = "env_restarts"
+            break
+        batch: list[Node] = []
+        while frontier and len(batch) < config.batch:
+            _, _, node_id = heapq.heappop(frontier)
+            node = tree.nodes[node_id]
+            if not node.expanded and node.status.value == "open":
+                batch.append(node)
+        if not batch:
+            stop_reason = "frontier_exhausted"
+            break
+        t = time.monotonic()
+        suggestions = await generator.generate([n.state for n in batch], config.samples)
+        clock.model += time.monotonic() - t
+        model_calls += 1
+        expansions += len(batch)
+        for node, candidates in zip(batch, suggestions, strict=True):
+            tree.mark_expanded(node)
+            for s in candidates:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or tree.proved:
+                    break
+                timeout = min(budget.tactic_timeout, remaining)
+                t = time.monotonic()
+                try:
+                    result = await env.run_tactic(node.state, s.tactic, timeout)
+                except EnvSetupError:
+                    raise
+                except EnvError as exc:
+                    clock.env += time.monotonic() - t
+                    tree.propagate(node)
+                    return finish(
+                        "error",
+                        "env_error",
+                        tree,
+                        expansions=expansions,
+                        tactic_calls=tactic_calls,
+                        model_calls=model_calls,
+                        verification_failures=verification_failures,
+                        error=str(exc),
+                    )
+                clock.env += time.monotonic() - t
+                tactic_calls += 1
+                if isinstance(result, Progress):
+                    score = scorer(node.score, s)
+                    child = tree.add_edge(node, s.tactic, s.logprob, Outcome.PROGRESS, state=result.state, score=score)
+                    if child is not None:
+                        heapq.heappush(frontier, (-score, next(counter), child.id))
+                elif isinstance(result, Proved):
+                    candidate = [e.tactic for e in tree.path_to(node)] + [s.tactic]
+                    t = time.monotonic()
+                    check = await env.verify(theorem, candidate)
+                    clock.env += time.monotonic() - t
+                    if check.accepted:
+                        tree.add_edge(node, s.tactic, s.logprob, Outcome.PROVED, message=result.detail)
+                        proof, verdict = candidate, check
+                    else:
+                        verification_failures += 1
+                        log.warning(
+                            "%s: the assistant closed the proof but the fresh check rejected it: %s",
+                            theorem.name,
+                            check.reason,
+                        )
+                        tree.add_edge(node, s.tactic, s.logprob, Outcome.UNVERIFIED, message=check.reason)
+                        verdict = check
+                elif isinstance(result, TimedOut):
+                    tree.add_edge(node, s.tactic, s.logprob, Outcome.TIMED_OUT, message=f"{result.seconds:g}s")
+                elif isinstance(result, Failed):
+                    tree.add_edge(node, s.tactic, s.logprob, Outcome.FAILED, message=result.message)
+                else:  # pragma: no cover - the union is closed
+                    raise TypeError(f"unexpected tactic result {result!r}")
+            tree.propagate(node)
+        if on_progress is not None:
+            best = -frontier[0][0] if frontier else float("-inf")
+            on_progress(SearchProgress(expansions, len(frontier), best, time.monotonic() - started))
+
+    if tree.proved:
+        return finish(
+            "proved",
+            "proved",
+            tree,
+            proof=proof,
+            proof_text=env.render_proof(theorem, proof),
+            verified=True,
+            verdict=verdict,
+            expansions=expansions,
+            tactic_calls=tactic_calls,
+            model_calls=model_calls,
+            verification_failures=verification_failures,
+        )
+    return finish(
+        "failed",
+        stop_reason,
+        tree,
+        verdict=verdict,
+        expansions=expansions,
+        tactic_calls=tactic_calls,
+        model_calls=model_calls,
+        verification_failures=verification_failures,
+    )

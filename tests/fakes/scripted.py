@@ -1,0 +1,79 @@
+"""Reusable fakes: a scripted env (a goal graph) and a fixed-list generator."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from envs.types import Failed, Progress, ProofState, Proved, TacticResult, Theorem, TimedOut, Verdict
+from search.best_first import Suggestion
+
+QED = "QED"
+
+
+@dataclass
+class ScriptedEnv:
+    """States are goal strings; `graph[goal][tactic]` is the next goal, `QED`, `"timeout"` or absent (failure).
+
+    `reject` lists proofs (tactic tuples) that the fresh check refuses.
+    """
+
+    graph: Mapping[str, Mapping[str, str]]
+    root: str = "root"
+    reject: set[tuple[str, ...]] = field(default_factory=set)
+    delay: float = 0.0
+    language: str = "lean4"
+    calls: list[tuple[str, str]] = field(default_factory=list)
+    verified: list[tuple[str, ...]] = field(default_factory=list)
+    restarts: int = 0
+    closed: bool = False
+
+    async def start(self, theorem: Theorem) -> ProofState:
+        return ProofState((self.root,), ())
+
+    async def run_tactic(self, state: ProofState, tactic: str, timeout: float) -> TacticResult:
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        self.calls.append((state.goals[0], tactic))
+        nxt = self.graph.get(state.goals[0], {}).get(tactic)
+        if nxt is None:
+            return Failed(f"{tactic} failed")
+        if nxt == QED:
+            return Proved("Completed")
+        if nxt == "timeout":
+            return TimedOut(timeout)
+        return Progress(ProofState((nxt,), (*state.handle, tactic)))
+
+    async def verify(self, theorem: Theorem, proof: Sequence[str]) -> Verdict:
+        self.verified.append(tuple(proof))
+        if tuple(proof) in self.reject:
+            return Verdict(False, reason="rejected by the fresh check")
+        return Verdict(True, axioms=("propext",))
+
+    def render_proof(self, theorem: Theorem, proof: Sequence[str]) -> str:
+        return theorem.statement + " by\n" + "".join(f"  {t}\n" for t in proof)
+
+    async def check_file(self, text: str) -> list:
+        return []
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+class FixedGenerator:
+    """Suggests `table[goal]` (tactic, logprob) pairs, or `default` for unknown goals."""
+
+    def __init__(
+        self, table: Mapping[str, Sequence[tuple[str, float]]], default: Sequence[tuple[str, float]] = ()
+    ) -> None:
+        self.table = table
+        self.default = default
+        self.batches: list[int] = []
+
+    async def generate(self, states: Sequence[ProofState], n: int) -> list[list[Suggestion]]:
+        self.batches.append(len(states))
+        return [
+            [Suggestion(t, lp, max(1, len(t.split()))) for t, lp in self.table.get(s.goals[0], self.default)][:n]
+            for s in states
+        ]
