@@ -1,0 +1,43 @@
+"""What every model-backed generator shares: prompt rendering and post-processing.
+
+A backend only turns prompts into raw `Suggestion`s (`_complete`); `ModelGenerator.generate`
+renders the prompts, runs the backend and cleans the output, so every backend behaves the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from envs.tactic_guard import TacticPolicy
+from envs.types import ProofState
+from prover.generators.postprocess import clean
+from prover.generators.prompts import Prompt
+from search.best_first import Suggestion
+
+
+class GeneratorSetupError(ValueError):
+    """The model or its runtime cannot be loaded; the message says what to install or fix."""
+
+
+class ModelGenerator:
+    """Base of the hf, vllm and openai generators."""
+
+    def __init__(self, prompt: Prompt, language: str, policy: TacticPolicy = TacticPolicy()) -> None:
+        self.prompt = prompt
+        self.language = language
+        self.policy = policy
+        self.calls = 0
+
+    async def _complete(self, prompts: list[str], n: int) -> list[list[Suggestion]]:
+        raise NotImplementedError
+
+    async def generate(self, states: Sequence[ProofState], n: int) -> list[list[Suggestion]]:
+        if not states:
+            return []
+        self.calls += 1
+        prompts = [self.prompt.render(s.text) for s in states]
+        raw = await self._complete(prompts, n)
+        return [clean(r, self.language, n, self.prompt.stop, self.policy) for r in raw]
+
+    async def aclose(self) -> None:
+        return None
