@@ -277,8 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     check.set_defaults(func=cmd_check)
 
-    from prover import setup
+    from prover import evaluate, setup
 
+    evaluate.add_parsers(sub)
     setup.add_parser(sub)
     return parser
 

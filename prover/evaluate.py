@@ -1,0 +1,515 @@
+"""`prover eval` and `prover report`: batch evaluation of pass rates.
+
+A run directory holds `config.json` (the resolved config), `results.jsonl` (one record per
+theorem attempt, appended and flushed as each finishes), `summary.json` and plots. Rerunning
+the same command skips what `results.jsonl` already has, so a killed run loses at most the
+theorems in flight. Many searches run at once in one event loop, sharing one batched
+generator and a pool of proof-assistant processes; `--ray` spreads them over Ray workers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import math
+import os
+import statistics
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from envs.types import Theorem
+from prover.cli import ProveConfig, UsageError, add_prove_options, resolve_prove_config
+from prover.datasets import load_jsonl_benchmark, load_minif2f
+from prover.options import opt, resolve, to_jsonable
+
+log = logging.getLogger(__name__)
+
+RESULTS, CONFIG, SUMMARY = "results.jsonl", "config.json", "summary.json"
+# Options that change results: a resumed run must use the same ones.
+FINGERPRINT = ("theorem.benchmark", "theorem.variant", "theorem.data", "env.env", "generator", "search")
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    out: Path | None = opt(None, "run directory (results.jsonl, config.json, summary.json, plots)")
+    limit: int | None = opt(None, "evaluate only the first N theorems")
+    names: str | None = opt(None, "comma-separated theorem names to evaluate")
+    benchmark_file: Path | None = opt(
+        None, "a JSONL benchmark (name, split, header, formal_statement) instead of miniF2F"
+    )
+    concurrency: int | None = opt(None, "searches at once (default: --processes)")
+    attempts: int = opt(1, "attempts per theorem with different seeds, for pass@k")
+    ray: str | None = opt(None, "run on Ray: `local` starts a local instance, otherwise a cluster ADDRESS")
+    ray_workers: int = opt(2, "Ray workers (each with its own generator engine and proof-assistant pool)")
+    batch_wait_ms: float = opt(5.0, "how long the shared generator gathers requests into one batch")
+
+
+# --------------------------------------------------------------------------- records
+
+
+def read_results(path: Path) -> list[dict[str, Any]]:
+    """All complete records; a torn last line (killed mid-write) is ignored."""
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            log.warning("ignoring a torn line in %s", path)
+    return records
+
+
+class ResultsWriter:
+    """Appends one JSON line per record and flushes it to disk at once."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file = path.open("a", encoding="utf-8")
+
+    def write(self, record: dict[str, Any]) -> None:
+        self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def make_record(result_record: dict[str, Any], theorem: Theorem, attempt: int, seed: int, variant: str) -> dict:
+    keep = (
+        "status",
+        "stop_reason",
+        "proof",
+        "tactics",
+        "verified",
+        "expansions",
+        "tactic_calls",
+        "model_calls",
+        "model_s",
+        "env_s",
+        "wall_s",
+        "verification_failures",
+        "restarts",
+        "error",
+        "nodes",
+    )
+    record = {"theorem": theorem.name, "split": theorem.split, "attempt": attempt, "seed": seed, "variant": variant}
+    record.update({k: result_record.get(k) for k in keep})
+    return record
+
+
+# --------------------------------------------------------------------------- summary
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    if n == 0:
+        return (0.0, 0.0)
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from n attempts with c successes (Chen et al., 2021)."""
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
+
+
+def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Pass rates and budgets from the records alone (so a resumed run summarises everything)."""
+    by_theorem: dict[str, list[dict]] = {}
+    for r in records:
+        by_theorem.setdefault(r["theorem"], []).append(r)
+    theorems = len(by_theorem)
+    proved = sum(any(r["status"] == "proved" for r in rs) for rs in by_theorem.values())
+    attempts = min((len(rs) for rs in by_theorem.values()), default=0)
+    pass_k = {}
+    for k in range(1, attempts + 1):
+        pass_k[f"pass@{k}"] = round(
+            statistics.fmean(
+                pass_at_k(len(rs), sum(r["status"] == "proved" for r in rs), k) for rs in by_theorem.values()
+            ),
+            4,
+        )
+    splits: dict[str, dict[str, int]] = {}
+    for name, rs in by_theorem.items():
+        split = rs[0].get("split") or "all"
+        entry = splits.setdefault(split, {"theorems": 0, "proved": 0})
+        entry["theorems"] += 1
+        entry["proved"] += any(r["status"] == "proved" for r in rs)
+    for entry in splits.values():
+        entry["pass_rate"] = round(entry["proved"] / entry["theorems"], 4)  # type: ignore[assignment]
+
+    def stats(key: str, subset: Iterable[dict]) -> dict[str, float]:
+        values = [float(r[key]) for r in subset if r.get(key) is not None]
+        if not values:
+            return {"mean": 0.0, "median": 0.0}
+        return {"mean": round(statistics.fmean(values), 3), "median": round(statistics.median(values), 3)}
+
+    low, high = wilson_interval(proved, theorems)
+    successes = [r for r in records if r["status"] == "proved"]
+    return {
+        "theorems": theorems,
+        "attempts": len(records),
+        "proved": proved,
+        "pass_rate": round(proved / theorems, 4) if theorems else 0.0,
+        "pass_rate_ci95": [round(low, 4), round(high, 4)],
+        **pass_k,
+        "splits": splits,
+        "expansions": stats("expansions", records),
+        "wall_s": stats("wall_s", records),
+        "expansions_proved": stats("expansions", successes),
+        "wall_s_proved": stats("wall_s", successes),
+        "model_s_total": round(sum(r.get("model_s") or 0 for r in records), 3),
+        "env_s_total": round(sum(r.get("env_s") or 0 for r in records), 3),
+        "stop_reasons": dict(Counter(r["stop_reason"] for r in records)),
+        "statuses": dict(Counter(r["status"] for r in records)),
+        "verification_failures": sum(r.get("verification_failures") or 0 for r in records),
+        "variants": sorted({r.get("variant") or "" for r in records}),
+    }
+
+
+def summary_table(summary: dict[str, Any], title: str = "") -> str:
+    lines = [title] if title else []
+    lines.append(
+        f"pass rate   {summary['proved']}/{summary['theorems']} = {summary['pass_rate']:.2%} "
+        f"(95% CI {summary['pass_rate_ci95'][0]:.2%}–{summary['pass_rate_ci95'][1]:.2%})"
+    )
+    for key, value in summary.items():
+        if key.startswith("pass@"):
+            lines.append(f"{key:<11} {value:.2%}")
+    for split, entry in sorted(summary["splits"].items()):
+        lines.append(f"  {split:<9} {entry['proved']}/{entry['theorems']} = {entry['pass_rate']:.2%}")
+    lines.append(f"expansions  mean {summary['expansions']['mean']}  median {summary['expansions']['median']}")
+    lines.append(f"wall s      mean {summary['wall_s']['mean']}  median {summary['wall_s']['median']}")
+    lines.append("stop        " + ", ".join(f"{k}: {v}" for k, v in sorted(summary["stop_reasons"].items())))
+    if summary["verification_failures"]:
+        lines.append(f"WARNING     {summary['verification_failures']} proofs failed the fresh check (backend bug)")
+    return "\n".join(lines)
+
+
+def write_plots(records: Sequence[dict[str, Any]], out: Path) -> list[Path]:
+    """Proved theorems vs wall time and vs expansions (cumulative)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log.warning("matplotlib is not installed (pip install 'prover[plots]'); no plots written")
+        return []
+    best: dict[str, dict] = {}
+    for r in records:
+        if r["status"] == "proved":
+            old = best.get(r["theorem"])
+            if old is None or r["wall_s"] < old["wall_s"]:
+                best[r["theorem"]] = r
+    written = []
+    for key, label, name in (
+        ("wall_s", "wall time per theorem (s)", "proved_vs_time.png"),
+        ("expansions", "expansions", "proved_vs_expansions.png"),
+    ):
+        xs = sorted(float(r[key]) for r in best.values())
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        ax.step([0, *xs], list(range(len(xs) + 1)), where="post")
+        ax.set_xlabel(label)
+        ax.set_ylabel("theorems proved")
+        ax.set_title(f"{len(xs)} proved of {len({r['theorem'] for r in records})}")
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(out / name, dpi=100)
+        plt.close(fig)
+        written.append(out / name)
+    return written
+
+
+# --------------------------------------------------------------------------- running
+
+
+def select_theorems(config: ProveConfig, options: EvalOptions) -> list[Theorem]:
+    t = config.theorem
+    if options.benchmark_file:
+        language = "coq" if config.env.env == "coq" else "lean4"
+        theorems = load_jsonl_benchmark(options.benchmark_file, language, t.split)  # type: ignore[arg-type]
+    else:
+        if config.env.env != "lean":
+            raise UsageError("miniF2F needs --env lean; for other envs pass --benchmark-file")
+        theorems = load_minif2f(t.variant, t.split, t.data)
+    if options.names:
+        wanted = [n.strip() for n in options.names.split(",") if n.strip()]
+        known = {th.name for th in theorems}
+        missing = [n for n in wanted if n not in known]
+        if missing:
+            raise UsageError(f"unknown theorem names: {', '.join(missing)}")
+        theorems = [th for th in theorems if th.name in wanted]
+    if options.limit is not None:
+        theorems = theorems[: options.limit]
+    return theorems
+
+
+def prepare_run_dir(out: Path, config: dict[str, Any]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / CONFIG
+    if path.exists():
+        old = json.loads(path.read_text())
+
+        def pick(c: dict, dotted: str) -> Any:
+            for part in dotted.split("."):
+                c = c.get(part, {}) if isinstance(c, dict) else {}
+            return c
+
+        changed = [k for k in FINGERPRINT if pick(old, k) != pick(config, k)]
+        if changed:
+            raise UsageError(
+                f"{out} holds a run with different settings ({', '.join(changed)}); "
+                "use another --out to compare, or delete the directory"
+            )
+    path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
+
+
+def pending_jobs(theorems: Sequence[Theorem], attempts: int, done: Sequence[dict]) -> list[tuple[Theorem, int]]:
+    finished = {(r["theorem"], r["attempt"]) for r in done}
+    return [(t, a) for a in range(attempts) for t in theorems if (t.name, a) not in finished]
+
+
+class EvalProgress:
+    def __init__(self, total: int, proved: int, attempted: int) -> None:
+        from tqdm import tqdm
+
+        self.proved = proved
+        self.bar = tqdm(total=total, initial=attempted, unit="thm", file=sys.stderr, dynamic_ncols=True)
+        self.bar.set_postfix(proved=f"{proved}/{attempted}")
+
+    def update(self, record: dict[str, Any]) -> None:
+        self.proved += record["status"] == "proved"
+        self.bar.set_postfix(proved=f"{self.proved}/{self.bar.n + 1}", refresh=False)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+async def prove_record(env: Any, generator: Any, config: ProveConfig, theorem: Theorem, attempt: int) -> dict:
+    """One attempt as a results record. Setup errors abort the run; anything else is recorded."""
+    from envs.types import EnvSetupError
+    from prover.generators.base import GeneratorSetupError
+    from search.best_first import best_first_search
+
+    seed = config.generator.seed + attempt
+    try:
+        result = await best_first_search(env, generator, theorem, config.budget(), config.search_config())
+        return make_record(result.to_record(), theorem, attempt, seed, config.theorem.variant)
+    except (EnvSetupError, GeneratorSetupError):
+        raise
+    except Exception as exc:  # one theorem's crash must not lose the run
+        log.exception("%s: search crashed", theorem.name)
+        return make_record(
+            {
+                "status": "error",
+                "stop_reason": "crash",
+                "error": f"{type(exc).__name__}: {exc}",
+                "tactics": [],
+                "proof": "",
+                "verified": False,
+            },
+            theorem,
+            attempt,
+            seed,
+            config.theorem.variant,
+        )
+
+
+async def run_local(
+    config: ProveConfig,
+    jobs: Sequence[tuple[Theorem, int]],
+    options: EvalOptions,
+    writer: ResultsWriter,
+    progress: EvalProgress | None,
+) -> None:
+    from prover.generators.batching import BatchingGenerator
+    from prover.wiring import make_env, make_generator
+
+    concurrency = options.concurrency or config.env.processes
+    language = "coq" if config.env.env == "coq" else "lean4"
+    inner = make_generator(config.generator, language)  # type: ignore[arg-type]
+    generator = (
+        inner
+        if config.generator.generator == "automation"
+        else BatchingGenerator(
+            inner, max_batch=max(1, concurrency * config.search.batch), max_wait=options.batch_wait_ms / 1000
+        )
+    )
+    env = make_env(config.env)
+    queue: asyncio.Queue[tuple[Theorem, int]] = asyncio.Queue()
+    for job in jobs:
+        queue.put_nowait(job)
+
+    async def worker() -> None:
+        while not queue.empty():
+            theorem, attempt = queue.get_nowait()
+            record = await prove_record(env, generator, config, theorem, attempt)
+            writer.write(record)
+            if progress is not None:
+                progress.update(record)
+
+    try:
+        await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
+    finally:
+        await env.close()
+        close = getattr(generator, "aclose", None)
+        if close is not None:
+            await close()
+
+
+def evaluate(config: ProveConfig, options: EvalOptions, show_progress: bool = True) -> dict[str, Any]:
+    if options.out is None:
+        raise UsageError("--out RUNDIR is required")
+    if options.attempts < 1:
+        raise UsageError("--attempts must be at least 1")
+    theorems = select_theorems(config, options)
+    if not theorems:
+        raise UsageError("no theorems selected")
+    out = options.out
+    if options.benchmark_file:  # records and the fingerprint name the file, not a miniF2F variant
+        config = replace(config, theorem=replace(config.theorem, variant=f"file:{options.benchmark_file.name}"))
+    resolved = {**to_jsonable(config), "eval": to_jsonable(replace(options, out=None))}
+    prepare_run_dir(out, resolved)
+    done = read_results(out / RESULTS)
+    jobs = pending_jobs(theorems, options.attempts, done)
+    total = len(theorems) * options.attempts
+    log.info("%d of %d attempts already done; %d to run", total - len(jobs), total, len(jobs))
+    selected = {t.name for t in theorems}
+    relevant = [r for r in done if r["theorem"] in selected]
+    progress = (
+        EvalProgress(total, sum(r["status"] == "proved" for r in relevant), len(relevant)) if show_progress else None
+    )
+    writer = ResultsWriter(out / RESULTS)
+    started = time.monotonic()
+    try:
+        if jobs and options.ray:
+            from prover.ray_eval import run_ray
+
+            run_ray(config, jobs, options, writer, progress)
+        elif jobs:
+            asyncio.run(run_local(config, jobs, options, writer, progress))
+    finally:
+        writer.close()
+        if progress is not None:
+            progress.close()
+    records = [r for r in read_results(out / RESULTS) if r["theorem"] in selected]
+    summary = summarize(records)
+    summary["run_wall_s"] = round(time.monotonic() - started, 3)
+    (out / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
+    write_plots(records, out)
+    return summary
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    config = resolve_prove_config(args)
+    options = resolve(EvalOptions, args)
+    if config.generator.tactics is not None and config.generator.tactics.suffix == ".jsonl":
+        from prover.tactic_eval import run_tactic_eval
+
+        steps = config.generator.tactics
+        # here --tactics names recorded steps, not an automation list
+        config = replace(config, generator=replace(config.generator, tactics=None))
+        return run_tactic_eval(config, steps, options, args.top_k, args.check)
+    summary = evaluate(config, options, show_progress=True)
+    print(summary_table(summary, f"run {options.out}"))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    rows = []
+    for run in args.runs:
+        records = read_results(run / RESULTS)
+        if not records:
+            raise UsageError(f"{run} has no {RESULTS}")
+        rows.append((run, summarize(records)))
+    width = max(len(str(r)) for r, _ in rows)
+    ks = sorted({k for _, s in rows for k in s if k.startswith("pass@")}, key=lambda k: int(k[5:]))
+    header = f"{'run':<{width}}  {'proved':>9}  {'pass rate':>9}  {'95% CI':>15}  " + "  ".join(f"{k:>7}" for k in ks)
+    print(header)
+    for run, s in rows:
+        ci = f"{s['pass_rate_ci95'][0]:.1%}–{s['pass_rate_ci95'][1]:.1%}"
+        passes = "  ".join(f"{s.get(k, float('nan')):>7.1%}" for k in ks)
+        print(f"{str(run):<{width}}  {s['proved']:>4}/{s['theorems']:<4}  {s['pass_rate']:>9.1%}  {ci:>15}  {passes}")
+    variants = {tuple(s["variants"]) for _, s in rows}
+    if len(variants) > 1:
+        print("warning: the runs used different benchmark variants; their numbers are not comparable")
+    if args.plot:
+        write_comparison_plot([(run, read_results(run / RESULTS)) for run, _ in rows], args.plot)
+        print(f"plot written to {args.plot}")
+    return 0
+
+
+def write_comparison_plot(runs: Sequence[tuple[Path, list[dict]]], path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise UsageError("plots need matplotlib: pip install 'prover[plots]'") from exc
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for run, records in runs:
+        times = sorted(
+            min(r["wall_s"] for r in records if r["theorem"] == t and r["status"] == "proved")
+            for t in {r["theorem"] for r in records if r["status"] == "proved"}
+        )
+        ax.step([0, *times], list(range(len(times) + 1)), where="post", label=str(run))
+    ax.set_xlabel("wall time per theorem (s)")
+    ax.set_ylabel("theorems proved")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="evaluate pass rates on a benchmark (resumable, parallel, Ray)",
+        description="Run the search on every theorem of a benchmark. Results are appended to RUNDIR/results.jsonl "
+        "as each theorem finishes; rerunning the command resumes. With --tactics FILE.jsonl (recorded "
+        "steps: state, tactic), measures tactic prediction instead.",
+    )
+    add_prove_options(p)
+    add_options_eval(p)
+    p.set_defaults(func=cmd_eval)
+
+    r = sub.add_parser(
+        "report",
+        help="compare evaluation runs side by side",
+        description="Print pass rates of one or more run directories side by side.",
+    )
+    r.add_argument("runs", nargs="+", type=Path, help="run directories written by `prover eval`")
+    r.add_argument("--plot", type=Path, help="write a PNG comparing proved theorems vs wall time")
+    r.set_defaults(func=cmd_report)
+
+
+def add_options_eval(p: argparse.ArgumentParser) -> None:
+    from prover.options import add_options
+
+    add_options(p, EvalOptions, "evaluation")
+    p.add_argument("--top-k", type=int, default=8, help="tactic prediction: k for top-k exact match (default: 8)")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="tactic prediction: run each suggestion in the proof assistant (steps need `theorem`)",
+    )

@@ -1,0 +1,114 @@
+"""Tactic-prediction evaluation: `prover eval --tactics STEPS.jsonl`.
+
+Each line is a recorded step: `state` (goals as the assistant prints them) and the ground
+truth `tactic`; optionally `theorem` ({name, statement, header}) and `prefix` (the tactics
+that lead from the theorem to the state). Reports top-1 and top-k exact match (whitespace
+normalised) and, with `--check`, the share of suggested tactics the assistant accepts.
+Per-step results are appended to RUNDIR/tactic_results.jsonl as they finish (resumable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from envs.types import Failed, Progress, ProofState, Proved, Theorem, TimedOut
+from prover.cli import ProveConfig, UsageError
+from prover.datasets import read_jsonl
+
+
+def normalize(tactic: str) -> str:
+    return re.sub(r"\s+", " ", tactic).strip().rstrip(".")
+
+
+async def _accepts(env: Any, step: dict[str, Any], tactics: list[str], timeout: float, language: str) -> list[bool]:
+    spec = step["theorem"]
+    theorem = Theorem(spec["name"], spec["statement"], spec.get("header", ""), language)  # type: ignore[arg-type]
+    state = await env.start(theorem)
+    for t in step.get("prefix", []):
+        result = await env.run_tactic(state, t, timeout)
+        if not isinstance(result, Progress):
+            raise UsageError(f"step {step.get('id', '?')}: prefix tactic {t!r} does not replay: {result}")
+        state = result.state
+    out = []
+    for t in tactics:
+        result = await env.run_tactic(state, t, timeout)
+        out.append(isinstance(result, (Progress, Proved)) and not isinstance(result, (Failed, TimedOut)))
+    return out
+
+
+async def _run(
+    config: ProveConfig, steps: list[dict[str, Any]], k: int, check: bool, out: Path | None, done: set[int]
+) -> list[dict[str, Any]]:
+    from tqdm import tqdm
+
+    from prover.wiring import make_env, make_generator
+
+    language = "coq" if config.env.env == "coq" else "lean4"
+    generator = make_generator(config.generator, language)  # type: ignore[arg-type]
+    env = make_env(config.env) if check else None
+    sink = (out / "tactic_results.jsonl").open("a", encoding="utf-8") if out else None
+    results = []
+    try:
+        todo = [(i, s) for i, s in enumerate(steps) if i not in done]
+        for i, step in tqdm(todo, unit="step", disable=None):
+            suggestions = (await generator.generate([ProofState((step["state"],))], k))[0]
+            tactics = [s.tactic for s in suggestions]
+            truth = normalize(step["tactic"])
+            record: dict[str, Any] = {
+                "index": i,
+                "tactic": step["tactic"],
+                "suggestions": tactics,
+                "top1": bool(tactics) and normalize(tactics[0]) == truth,
+                "topk": any(normalize(t) == truth for t in tactics[:k]),
+            }
+            if env is not None and "theorem" in step:
+                accepted = await _accepts(env, step, tactics, config.search.tactic_timeout, language)
+                record["accepted"] = accepted
+            results.append(record)
+            if sink:
+                sink.write(json.dumps(record, ensure_ascii=False) + "\n")
+                sink.flush()
+    finally:
+        if sink:
+            sink.close()
+        if env is not None:
+            await env.close()
+    return results
+
+
+def summarize_tactics(records: list[dict[str, Any]], k: int) -> dict[str, Any]:
+    n = len(records)
+    checked = [r for r in records if "accepted" in r]
+    tried = sum(len(r["accepted"]) for r in checked)
+    return {
+        "steps": n,
+        "top1": round(sum(r["top1"] for r in records) / n, 4) if n else 0.0,
+        f"top{k}": round(sum(r["topk"] for r in records) / n, 4) if n else 0.0,
+        "checked_steps": len(checked),
+        "accept_rate": round(sum(sum(r["accepted"]) for r in checked) / tried, 4) if tried else None,
+        "any_accepted": round(sum(any(r["accepted"]) for r in checked) / len(checked), 4) if checked else None,
+    }
+
+
+def run_tactic_eval(config: ProveConfig, path: Path, options: Any, k: int, check: bool = False) -> int:
+    steps = read_jsonl(path)
+    for i, s in enumerate(steps):
+        if "state" not in s or "tactic" not in s:
+            raise UsageError(f"{path} line {i + 1}: a step needs `state` and `tactic`")
+    out = options.out
+    previous: list[dict[str, Any]] = []
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        if (out / "tactic_results.jsonl").exists():
+            previous = read_jsonl(out / "tactic_results.jsonl")
+    done = {r["index"] for r in previous}
+    records = previous + asyncio.run(_run(config, steps, k, check, out, done))
+    summary = summarize_tactics(records, k)
+    if out is not None:
+        (out / "tactic_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary, indent=2))
+    return 0

@@ -1,0 +1,245 @@
+"""`prover eval` / `prover report` end to end on real Coq and on the fake Lean REPL."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from prover.evaluate import pass_at_k, read_results, summarize, wilson_interval
+from tests.conftest import FAKE_REPL, ROOT
+
+DATA = ROOT / "tests" / "data"
+BENCH = DATA / "coq_bench.jsonl"
+
+
+def prover(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "prover.cli", *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT
+    )
+
+
+def coq_eval(out, *extra: str) -> subprocess.CompletedProcess[str]:
+    return prover(
+        "eval", "--env", "coq", "--benchmark-file", str(BENCH), "--out", str(out), "--expansions", "5", *extra
+    )
+
+
+def test_summary_math():
+    assert pass_at_k(4, 1, 1) == pytest.approx(0.25)
+    assert pass_at_k(4, 1, 4) == 1.0 and pass_at_k(4, 0, 2) == 0.0
+    low, high = wilson_interval(3, 4)
+    assert 0 < low < 0.75 < high < 1
+    records = [
+        {
+            "theorem": "a",
+            "attempt": 0,
+            "status": "proved",
+            "stop_reason": "proved",
+            "split": "valid",
+            "expansions": 2,
+            "wall_s": 1.0,
+            "verification_failures": 0,
+        },
+        {
+            "theorem": "a",
+            "attempt": 1,
+            "status": "failed",
+            "stop_reason": "expansions",
+            "split": "valid",
+            "expansions": 5,
+            "wall_s": 3.0,
+            "verification_failures": 0,
+        },
+        {
+            "theorem": "b",
+            "attempt": 0,
+            "status": "failed",
+            "stop_reason": "time_limit",
+            "split": "test",
+            "expansions": 4,
+            "wall_s": 9.0,
+            "verification_failures": 1,
+        },
+        {
+            "theorem": "b",
+            "attempt": 1,
+            "status": "failed",
+            "stop_reason": "expansions",
+            "split": "test",
+            "expansions": 5,
+            "wall_s": 3.0,
+            "verification_failures": 0,
+        },
+    ]
+    s = summarize(records)
+    assert s["proved"] == 1 and s["theorems"] == 2 and s["pass_rate"] == 0.5
+    assert s["pass@1"] == 0.25 and s["pass@2"] == 0.5
+    assert s["splits"]["valid"]["proved"] == 1 and s["splits"]["test"]["proved"] == 0
+    assert s["stop_reasons"] == {"proved": 1, "expansions": 2, "time_limit": 1}
+    assert s["verification_failures"] == 1 and s["expansions"]["median"] == 4.5
+
+
+@pytest.mark.usefixtures("coq_available")
+def test_eval_on_coq_writes_results_summary_plots_and_resumes(tmp_path):
+    out = tmp_path / "run"
+    done = coq_eval(out, "--processes", "2")
+    assert done.returncode == 0, done.stderr
+    records = read_results(out / "results.jsonl")
+    by_name = {r["theorem"]: r for r in records}
+    assert set(by_name) == {"add_zero_r", "and_swap", "double_ex", "false_add"}
+    assert by_name["false_add"]["status"] == "failed"
+    assert all(by_name[n]["status"] == "proved" and by_name[n]["verified"] for n in ("add_zero_r", "double_ex"))
+    for r in records:
+        assert {"model_s", "env_s", "wall_s", "attempt", "seed", "variant", "stop_reason"} <= set(r)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary == {**summarize(records), "run_wall_s": summary["run_wall_s"]}
+    assert summary["proved"] == 3 and summary["variants"] == ["file:coq_bench.jsonl"]
+    config = json.loads((out / "config.json").read_text())
+    assert config["env"]["env"] == "coq" and config["search"]["expansions"] == 5
+    assert (out / "proved_vs_time.png").stat().st_size > 0 and (out / "proved_vs_expansions.png").exists()
+    assert "pass rate   3/4" in done.stdout
+    # rerunning skips everything already in results.jsonl
+    again = coq_eval(out, "--processes", "2")
+    assert again.returncode == 0 and len(read_results(out / "results.jsonl")) == 4
+    # a changed search budget is refused in the same directory
+    changed = coq_eval(out, "--expansions", "7")
+    assert changed.returncode == 2 and "different settings" in changed.stderr
+
+
+@pytest.mark.usefixtures("coq_available")
+def test_killed_run_resumes_without_losing_or_repeating(tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "prover.cli",
+            "eval",
+            "--env",
+            "coq",
+            "--benchmark-file",
+            str(BENCH),
+            "--out",
+            str(out),
+            "--expansions",
+            "5",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(read_results(out / "results.jsonl")) < 1:
+        time.sleep(0.1)
+    import os
+
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = read_results(out / "results.jsonl")
+    assert 1 <= len(before) < 4
+    resumed = coq_eval(out)
+    assert resumed.returncode == 0, resumed.stderr
+    after = read_results(out / "results.jsonl")
+    assert sorted(r["theorem"] for r in after) == ["add_zero_r", "and_swap", "double_ex", "false_add"]
+    assert after[: len(before)] == before
+
+
+@pytest.mark.usefixtures("coq_available")
+def test_attempts_give_pass_at_k_and_names_limit_select(tmp_path):
+    out = tmp_path / "run"
+    done = coq_eval(out, "--attempts", "2", "--names", "and_swap,false_add")
+    assert done.returncode == 0, done.stderr
+    records = read_results(out / "results.jsonl")
+    assert sorted((r["theorem"], r["attempt"], r["seed"]) for r in records) == [
+        ("and_swap", 0, 0),
+        ("and_swap", 1, 1),
+        ("false_add", 0, 0),
+        ("false_add", 1, 1),
+    ]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["pass@1"] == 0.5 and summary["pass@2"] == 0.5
+    unknown = coq_eval(tmp_path / "x", "--names", "nope")
+    assert unknown.returncode == 2 and "unknown theorem" in unknown.stderr
+
+
+def test_eval_through_the_fake_lean_repl(tmp_path, transcripts):
+    bench = tmp_path / "lean.jsonl"
+    bench.write_text(
+        json.dumps(
+            {
+                "name": "complex_and",
+                "split": "test",
+                "header": "import Lean\n",
+                "formal_statement": "theorem complex_and (p q r : Prop) (h1 : p ∧ q) (h2 : q → r) : p ∧ r :=",
+            }
+        )
+        + "\n"
+    )
+    tactics = tmp_path / "t.txt"
+    tactics.write_text("apply And.intro\nexact h1.left\napply h2\nexact h1.right\n")
+    repl = f"{shlex.quote(sys.executable)} {FAKE_REPL} --transcripts {transcripts}"
+    done = prover(
+        "eval",
+        "--benchmark-file",
+        str(bench),
+        "--repl-cmd",
+        repl,
+        "--tactics",
+        str(tactics),
+        "--out",
+        str(tmp_path / "run"),
+    )
+    assert done.returncode == 0, done.stderr
+    [record] = read_results(tmp_path / "run" / "results.jsonl")
+    assert record["status"] == "proved" and record["tactics"][-1] == "exact h1.right"
+
+
+@pytest.mark.usefixtures("coq_available")
+def test_ray_sharding_gives_the_same_results_as_local(tmp_path):
+    local, distributed = tmp_path / "local", tmp_path / "ray"
+    assert coq_eval(local).returncode == 0
+    done = coq_eval(distributed, "--ray", "local", "--ray-workers", "2")
+    assert done.returncode == 0, done.stderr
+
+    def outcome(run):
+        return sorted((r["theorem"], r["status"], tuple(r["tactics"])) for r in read_results(run / "results.jsonl"))
+
+    assert outcome(local) == outcome(distributed)
+    assert json.loads((distributed / "summary.json").read_text())["proved"] == 3
+
+
+@pytest.mark.usefixtures("coq_available")
+def test_report_compares_runs(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    coq_eval(a, "--names", "and_swap,false_add")
+    coq_eval(b, "--names", "and_swap,double_ex")
+    plot = tmp_path / "cmp.png"
+    done = prover("report", str(a), str(b), "--plot", str(plot))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "1/2" in lines[1] and "50.0%" in lines[1]
+    assert "2/2" in lines[2] and "100.0%" in lines[2]
+    assert plot.stat().st_size > 0
+    assert prover("report", str(tmp_path / "none")).returncode == 2
+
+
+@pytest.mark.usefixtures("coq_available")
+def test_tactic_prediction_eval(tmp_path):
+    tactics_file = DATA / "coq_steps.jsonl"
+    out = tmp_path / "tp"
+    done = prover("eval", "--env", "coq", "--tactics", str(tactics_file), "--top-k", "25", "--check", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((out / "tactic_summary.json").read_text())
+    # the automation list contains `intros; lia` (step 1) and `lia` (step 2) but not step 3's tactic
+    assert summary["steps"] == 3 and summary["top25"] == pytest.approx(2 / 3, abs=1e-3)
+    assert summary["top1"] == 0.0
+    assert summary["checked_steps"] == 3 and 0 < summary["accept_rate"] < 1 and summary["any_accepted"] == 1.0
+    rows = [json.loads(line) for line in (out / "tactic_results.jsonl").read_text().splitlines()]
+    assert [r["topk"] for r in rows] == [True, True, False]
