@@ -277,7 +277,10 @@ class CoqIde:
         if not answer.good:
             await self._edit_at(slot, sid)
             return None, answer.error, None
-        new_sid = int(answer.value.find("./pair/state_id").get("val"))  # type: ignore[union-attr]
+        sid_elem = answer.value.find("./pair/state_id")
+        if sid_elem is None:
+            raise EnvError("coqidetop answered Add without a state id")
+        new_sid = int(sid_elem.get("val", "0"))
         slot.chain.append(new_sid)
         goal_answer, goal_errors = await self._call(slot, b'<call val="Goal"><unit/></call>', timeout)
         if not goal_answer.good or errors or goal_errors:

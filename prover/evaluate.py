@@ -143,7 +143,7 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
             4,
         )
     splits: dict[str, dict[str, int]] = {}
-    for name, rs in by_theorem.items():
+    for rs in by_theorem.values():
         split = rs[0].get("split") or "all"
         entry = splits.setdefault(split, {"theorems": 0, "proved": 0})
         entry["theorems"] += 1

@@ -54,8 +54,8 @@ def run_ray(config: ProveConfig, jobs: Sequence[tuple[Theorem, int]], options: A
         else:
             ray.init(address=options.ray, log_to_driver=False)
     gpus = 1 if config.generator.generator in ("hf", "vllm") and ray.cluster_resources().get("GPU") else 0
-    actor = ray.remote(num_cpus=1, num_gpus=gpus)(_Worker)
-    workers = [actor.remote(config) for _ in range(max(1, options.ray_workers))]
+    actor: Any = ray.remote(num_cpus=1, num_gpus=gpus)(_Worker)
+    workers: list[Any] = [actor.remote(config) for _ in range(max(1, options.ray_workers))]
     pool = ActorPool(workers)
     try:
         payload = [(dataclasses.asdict(t), a) for t, a in jobs]

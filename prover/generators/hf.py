@@ -59,7 +59,7 @@ class HFGenerator(ModelGenerator):
                 tokenizer.pad_token = tokenizer.eos_token
             tokenizer.padding_side = "left"
             tokenizer.truncation_side = "left"
-            model.to(device).eval()
+            model.to(device).eval()  # type: ignore[arg-type]
             torch.manual_seed(self.options.seed)
             self._torch, self._model, self._tokenizer, self._device = torch, model, tokenizer, device
             log.info("loaded %s on %s (%s)", self.model_name, device, dtype_name)
