@@ -240,6 +240,8 @@ def split_coq_source(text: str, name: str) -> tuple[str, str]:
 
 
 def theorem_from_file(path: Path, name: str) -> Theorem:
+    if path.suffix not in (".v", ".lean"):
+        raise DatasetError(f"{path}: expected a .lean or .v file")
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -247,10 +249,8 @@ def theorem_from_file(path: Path, name: str) -> Theorem:
     if path.suffix == ".v":
         header, statement = split_coq_source(text, name)
         return Theorem(name, statement, header, "coq")
-    if path.suffix == ".lean":
-        header, statement = split_lean_source(text, name)
-        return Theorem(name, statement, header, "lean4")
-    raise DatasetError(f"{path}: expected a .lean or .v file")
+    header, statement = split_lean_source(text, name)
+    return Theorem(name, statement, header, "lean4")
 
 
 def theorem_from_statement(statement: str, header: str, language: Language) -> Theorem:
