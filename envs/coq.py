@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from envs.process import ChildProcess, ProcessDied, run_command
+from envs.pool import Handle, ProcessPool, Slot
+from envs.process import ChildProcess, run_command
 from envs.tactic_guard import TacticPolicy, check_coq_tactic
 from envs.types import (
     EnvError,
@@ -35,7 +36,6 @@ from envs.types import (
     Theorem,
     TheoremCheck,
     TheoremStartError,
-    TimedOut,
     Verdict,
 )
 
@@ -189,38 +189,32 @@ def split_sentences(text: str) -> list[str]:
 # --------------------------------------------------------------------------- the pool
 
 
-@dataclass(frozen=True, slots=True)
-class _Handle:
-    slot: int
-    generation: int
-    sid: int
-    theorem: Theorem
-    path: tuple[str, ...]
+class _Slot(Slot):
+    """One coqidetop process: its document (`chain` of live state ids) and known states."""
 
-
-class _Slot:
     def __init__(self, index: int) -> None:
-        self.index = index
-        self.process: ChildProcess | None = None
-        self.generation = 0
-        self.lock = asyncio.Lock()
+        super().__init__(index)
         self.chain: list[int] = []
         self.known: dict[tuple[str, Theorem | None, tuple[str, ...]], int] = {}
-        self.active = 0
+
+    def reset(self) -> None:
+        self.chain = []
+        self.known.clear()
 
     def alive_sid(self, sid: int) -> bool:
         return sid in self.chain
 
 
-class CoqIde:
+class CoqIde(ProcessPool[_Slot]):
     """`ProofEnv` over a pool of `coqidetop` processes."""
 
     language: Language = "coq"
+    name = "coqidetop"
+    setup_hint = SETUP_HINT
 
     def __init__(self, config: CoqConfig = CoqConfig()) -> None:
+        super().__init__([_Slot(i) for i in range(max(1, config.processes))], config.max_restarts)
         self.config = config
-        self._slots = [_Slot(i) for i in range(max(1, config.processes))]
-        self.restarts = 0
 
     # ---- protocol
 
@@ -249,18 +243,6 @@ class CoqIde:
         slot.chain = [int(sid.get("val", "1")) if sid is not None else 1]
         slot.known.clear()
         return child
-
-    async def _restart(self, slot: _Slot, why: str) -> None:
-        self.restarts += 1
-        log.info("restarting coqidetop %d: %s", slot.index, why)
-        if slot.process is not None:
-            await slot.process.kill()
-        slot.process = None
-        slot.generation += 1
-        slot.chain = []
-        slot.known.clear()
-        if self.restarts > self.config.max_restarts:
-            raise EnvError(f"coqidetop was restarted more than {self.config.max_restarts} times; last: {why}")
 
     async def _edit_at(self, slot: _Slot, sid: int) -> None:
         if slot.chain and slot.chain[-1] == sid:
@@ -315,22 +297,18 @@ class CoqIde:
 
     # ---- ProofEnv
 
-    async def start(self, theorem: Theorem) -> ProofState:
-        slot = min(self._slots, key=lambda s: (s.active, s.index))
-        slot.active += 1
-        async with slot.lock:
-            try:
-                sid, goals = await self._root(slot, theorem, self.config.start_timeout)
-            except (ProcessDied, asyncio.TimeoutError) as exc:
-                await self._restart(slot, f"while starting {theorem.name}: {exc or 'timeout'}")
-                sid, goals = await self._root(slot, theorem, self.config.start_timeout)
+    def _check(self, tactic: str) -> str | None:
+        return check_coq_tactic(tactic, self.config.policy)
+
+    async def _open(self, slot: _Slot, theorem: Theorem) -> tuple[int, tuple[str, ...]]:
+        sid, goals = await self._root(slot, theorem, self.config.start_timeout)
         if goals is None or not goals.foreground:
             raise TheoremStartError(f"{theorem.name}: Coq opened no goal for the statement")
-        return ProofState(goals.foreground, _Handle(slot.index, slot.generation, sid, theorem, ()))
+        return sid, goals.foreground
 
-    async def _resolve(self, slot: _Slot, handle: _Handle, timeout: float) -> int:
-        if handle.generation == slot.generation and slot.alive_sid(handle.sid):
-            return handle.sid
+    async def _resolve(self, slot: _Slot, handle: Handle, timeout: float) -> int:
+        if handle.generation == slot.generation and slot.alive_sid(handle.ref):
+            return handle.ref
         key = ("path", handle.theorem, handle.path)
         known = slot.known.get(key)
         if known is not None and slot.alive_sid(known):
@@ -344,43 +322,21 @@ class CoqIde:
         slot.known[key] = sid
         return sid
 
-    async def run_tactic(self, state: ProofState, tactic: str, timeout: float) -> TacticResult:
-        reason = check_coq_tactic(tactic, self.config.policy)
-        if reason is not None:
-            return Failed(f"rejected: {reason}")
-        handle = state.handle
-        if not isinstance(handle, _Handle):
-            raise EnvError("this proof state does not belong to a Coq env")
-        slot = self._slots[handle.slot]
-        async with slot.lock:
-            for attempt in (1, 2):
-                try:
-                    sid = await self._resolve(slot, handle, timeout)
-                    new, error, goals = await self._add(slot, as_sentence(tactic), sid, timeout)
-                    if new is None:
-                        return Failed(error)
-                    assert goals is not None
-                    if goals.given_up:
-                        return Failed("the tactic gave up on a goal")
-                    if goals.foreground or goals.background:
-                        shown = goals.foreground or tuple("(unfocused)\n" + g for g in goals.background)
-                        return Progress(
-                            ProofState(
-                                shown, _Handle(slot.index, slot.generation, new, handle.theorem, (*handle.path, tactic))
-                            )
-                        )
-                    qed, error, _ = await self._add(slot, "Qed.", new, timeout)
-                    if qed is None:
-                        return Failed(f"no goals left but Qed failed: {error}")
-                    return Proved("Qed accepted")
-                except asyncio.TimeoutError:
-                    await self._restart(slot, f"tactic timed out after {timeout:g}s")
-                    return TimedOut(timeout)
-                except ProcessDied as exc:
-                    await self._restart(slot, str(exc))
-                    if attempt == 2:
-                        return Failed(f"coqidetop crashed twice running this tactic: {exc}")
-        raise AssertionError("unreachable")
+    async def _step(self, slot: _Slot, handle: Handle, tactic: str, timeout: float) -> TacticResult:
+        sid = await self._resolve(slot, handle, timeout)
+        new, error, goals = await self._add(slot, as_sentence(tactic), sid, timeout)
+        if new is None:
+            return Failed(error)
+        assert goals is not None
+        if goals.given_up:
+            return Failed("the tactic gave up on a goal")
+        if goals.foreground or goals.background:
+            shown = goals.foreground or tuple("(unfocused)\n" + g for g in goals.background)
+            return Progress(ProofState(shown, handle.child(slot.generation, new, tactic)))
+        qed, error, _ = await self._add(slot, "Qed.", new, timeout)
+        if qed is None:
+            return Failed(f"no goals left but Qed failed: {error}")
+        return Proved("Qed accepted")
 
     def render_proof(self, theorem: Theorem, proof: Sequence[str]) -> str:
         header = theorem.header if not theorem.header or theorem.header.endswith("\n") else theorem.header + "\n"
@@ -426,12 +382,6 @@ class CoqIde:
             reason = "non-standard axioms: " + ", ".join(extra) if extra else ""
             out.append(TheoremCheck(name, Verdict(not extra, (), tuple(axioms), reason=reason)))
         return out
-
-    async def close(self) -> None:
-        for slot in self._slots:
-            if slot.process is not None:
-                await slot.process.kill()
-                slot.process = None
 
 
 def parse_assumptions_by_name(lines: Sequence[str], names: Sequence[str]) -> dict[str, list[str]]:

@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from envs.process import ChildProcess, ProcessDied
+from envs.pool import Handle, ProcessPool, Slot
+from envs.process import ChildProcess
 from envs.tactic_guard import TacticPolicy, check_lean_tactic
 from envs.types import (
     EnvError,
@@ -43,7 +44,6 @@ from envs.types import (
     Theorem,
     TheoremCheck,
     TheoremStartError,
-    TimedOut,
     Verdict,
 )
 
@@ -271,39 +271,31 @@ class LeanReplConfig:
         return tuple(shlex.split(text))
 
 
-@dataclass(frozen=True, slots=True)
-class _Handle:
-    slot: int
-    generation: int
-    proof_state: int
-    theorem: Theorem
-    path: tuple[str, ...]
-
-
-class _Slot:
+class _Slot(Slot):
     """One REPL process of the pool and what it has elaborated."""
 
     def __init__(self, index: int) -> None:
-        self.index = index
-        self.process: ChildProcess | None = None
-        self.generation = 0
-        self.lock = asyncio.Lock()
+        super().__init__(index)
         self.header_envs: OrderedDict[str, int] = OrderedDict()
         self.replayed: dict[tuple[Theorem, tuple[str, ...]], int] = {}
-        self.active = 0
+
+    def reset(self) -> None:
+        self.header_envs.clear()
+        self.replayed.clear()
 
 
-class LeanRepl:
+class LeanRepl(ProcessPool[_Slot]):
     """`ProofEnv` over a pool of Lean REPL processes."""
 
     language: Language = "lean4"
+    name = "Lean REPL"
+    setup_hint = SETUP_HINT
 
     def __init__(self, config: LeanReplConfig = LeanReplConfig()) -> None:
+        super().__init__([_Slot(i) for i in range(max(1, config.processes))], config.max_restarts)
         self.config = config
-        self._slots = [_Slot(i) for i in range(max(1, config.processes))]
         self._pickles: OrderedDict[str, Path] = OrderedDict()
         self._pickle_dir: tempfile.TemporaryDirectory[str] | None = None
-        self.restarts = 0
         self.header_elaborations = 0
 
     # ---- process management
@@ -334,18 +326,6 @@ class LeanRepl:
                 raise EnvError(f"the REPL printed something that is not JSON: {text[:300]!r}") from exc
 
         return await asyncio.wait_for(exchange(), timeout)
-
-    async def _restart(self, slot: _Slot, why: str) -> None:
-        self.restarts += 1
-        log.info("restarting Lean REPL %d: %s", slot.index, why)
-        if slot.process is not None:
-            await slot.process.kill()
-        slot.process = None
-        slot.generation += 1
-        slot.header_envs.clear()
-        slot.replayed.clear()
-        if self.restarts > self.config.max_restarts:
-            raise EnvError(f"the Lean REPL was restarted more than {self.config.max_restarts} times; last: {why}")
 
     async def _ensure_process(self, slot: _Slot) -> ChildProcess:
         if slot.process is None or not slot.process.alive:
@@ -419,9 +399,6 @@ class LeanRepl:
 
     # ---- ProofEnv
 
-    def _pick_slot(self) -> _Slot:
-        return min(self._slots, key=lambda s: (s.active, s.index))
-
     async def _start_in(self, slot: _Slot, theorem: Theorem) -> tuple[int, str]:
         env = await self._header_env(slot, theorem.header)
         child = await self._ensure_process(slot)
@@ -441,22 +418,18 @@ class LeanRepl:
         first = reply.sorries[0]
         return first.proof_state, first.goal
 
-    async def start(self, theorem: Theorem) -> ProofState:
-        slot = self._pick_slot()
-        slot.active += 1
-        async with slot.lock:
-            try:
-                ps, goal = await self._start_in(slot, theorem)
-            except (ProcessDied, asyncio.TimeoutError) as exc:
-                await self._restart(slot, f"while starting {theorem.name}: {exc or 'timeout'}")
-                ps, goal = await self._start_in(slot, theorem)
-            await self._check_memory(slot)
-        return ProofState((goal,), _Handle(slot.index, slot.generation, ps, theorem, ()))
+    def _check(self, tactic: str) -> str | None:
+        return check_lean_tactic(tactic, self.config.policy)
 
-    async def _resolve(self, slot: _Slot, handle: _Handle, timeout: float) -> int:
+    async def _open(self, slot: _Slot, theorem: Theorem) -> tuple[int, tuple[str, ...]]:
+        ps, goal = await self._start_in(slot, theorem)
+        await self._check_memory(slot)
+        return ps, (goal,)
+
+    async def _resolve(self, slot: _Slot, handle: Handle, timeout: float) -> int:
         """The proof-state id of `handle` in the slot's current process, replaying if needed."""
         if handle.generation == slot.generation:
-            return handle.proof_state
+            return handle.ref
         key = (handle.theorem, handle.path)
         if key in slot.replayed:
             return slot.replayed[key]
@@ -473,37 +446,18 @@ class LeanRepl:
         slot.replayed[key] = ps
         return ps
 
-    async def run_tactic(self, state: ProofState, tactic: str, timeout: float) -> TacticResult:
-        reason = check_lean_tactic(tactic, self.config.policy)
-        if reason is not None:
-            return Failed(f"rejected: {reason}")
-        handle = state.handle
-        if not isinstance(handle, _Handle):
-            raise EnvError("this proof state does not belong to a Lean REPL env")
-        slot = self._slots[handle.slot]
-        async with slot.lock:
-            for attempt in (1, 2):
-                try:
-                    ps = await self._resolve(slot, handle, timeout)
-                    child = await self._ensure_process(slot)
-                    raw = await self._request(child, {"tactic": tactic, "proofState": ps}, timeout)
-                    break
-                except asyncio.TimeoutError:
-                    await self._restart(slot, f"tactic timed out after {timeout:g}s")
-                    return TimedOut(timeout)
-                except ProcessDied as exc:
-                    await self._restart(slot, str(exc))
-                    if attempt == 2:
-                        return Failed(f"the REPL crashed twice running this tactic: {exc}")
-            generation = slot.generation  # the new proof state lives in this process
-            reply = parse_reply(raw)
-            if isinstance(reply, CommandReply):
-                raise EnvError(f"the REPL answered a tactic with a command reply: {raw}")
-            outcome = tactic_outcome(reply)
-            await self._check_memory(slot)
+    async def _step(self, slot: _Slot, handle: Handle, tactic: str, timeout: float) -> TacticResult:
+        ps = await self._resolve(slot, handle, timeout)
+        child = await self._ensure_process(slot)
+        raw = await self._request(child, {"tactic": tactic, "proofState": ps}, timeout)
+        generation = slot.generation  # the new proof state lives in this process
+        reply = parse_reply(raw)
+        if isinstance(reply, CommandReply):
+            raise EnvError(f"the REPL answered a tactic with a command reply: {raw}")
+        outcome = tactic_outcome(reply)
+        await self._check_memory(slot)
         if isinstance(outcome, TacticReply):
-            new = _Handle(slot.index, generation, outcome.proof_state, handle.theorem, (*handle.path, tactic))
-            return Progress(ProofState(outcome.goals, new))
+            return Progress(ProofState(outcome.goals, handle.child(generation, outcome.proof_state, tactic)))
         return outcome
 
     def render_proof(self, theorem: Theorem, proof: Sequence[str]) -> str:
@@ -562,10 +516,7 @@ class LeanRepl:
             await child.kill()
 
     async def close(self) -> None:
-        for slot in self._slots:
-            if slot.process is not None:
-                await slot.process.kill()
-                slot.process = None
+        await super().close()
         if self._pickle_dir is not None:
             with contextlib.suppress(OSError):
                 self._pickle_dir.cleanup()

@@ -139,29 +139,6 @@ async def prove_one(config: ProveConfig, theorem: Theorem, show_progress: bool) 
             await close()
 
 
-def prove_record(result: SearchResult) -> dict[str, Any]:
-    keys = (
-        "theorem",
-        "status",
-        "stop_reason",
-        "proof",
-        "tactics",
-        "verified",
-        "expansions",
-        "tactic_calls",
-        "model_calls",
-        "model_s",
-        "env_s",
-        "wall_s",
-    )
-    record = result.to_record()
-    out = {k: record[k] for k in keys}
-    out["error"] = record["error"]
-    out["verification_failures"] = record["verification_failures"]
-    out["axioms"] = record["verdict"]["axioms"] if record["verdict"] else []
-    return out
-
-
 def write_tree(result: SearchResult, path: Path) -> None:
     import networkx as nx
 
@@ -181,7 +158,7 @@ def cmd_prove(args: argparse.Namespace) -> int:
     if args.tree:
         write_tree(result, args.tree)
     if args.json:
-        print(json.dumps(prove_record(result), ensure_ascii=False))
+        print(json.dumps(result.to_record(), ensure_ascii=False))
     elif result.status == "proved":
         axioms = ", ".join(result.verdict.axioms) if result.verdict and result.verdict.axioms else "none"
         print(

@@ -28,6 +28,7 @@ from envs.types import Theorem
 from prover.cli import ProveConfig, UsageError, add_prove_options, resolve_prove_config
 from prover.datasets import load_jsonl_benchmark, load_minif2f
 from prover.options import opt, resolve, to_jsonable
+from search.best_first import SearchResult
 
 log = logging.getLogger(__name__)
 
@@ -83,27 +84,8 @@ class ResultsWriter:
         self._file.close()
 
 
-def make_record(result_record: dict[str, Any], theorem: Theorem, attempt: int, seed: int, variant: str) -> dict:
-    keep = (
-        "status",
-        "stop_reason",
-        "proof",
-        "tactics",
-        "verified",
-        "expansions",
-        "tactic_calls",
-        "model_calls",
-        "model_s",
-        "env_s",
-        "wall_s",
-        "verification_failures",
-        "restarts",
-        "error",
-        "nodes",
-    )
-    record = {"theorem": theorem.name, "split": theorem.split, "attempt": attempt, "seed": seed, "variant": variant}
-    record.update({k: result_record.get(k) for k in keep})
-    return record
+def make_record(result: SearchResult, theorem: Theorem, attempt: int, seed: int, variant: str) -> dict[str, Any]:
+    return {"split": theorem.split, "attempt": attempt, "seed": seed, "variant": variant, **result.to_record()}
 
 
 # --------------------------------------------------------------------------- summary
@@ -309,25 +291,12 @@ async def prove_record(env: Any, generator: Any, config: ProveConfig, theorem: T
     seed = config.generator.seed + attempt
     try:
         result = await best_first_search(env, generator, theorem, config.budget(), config.search_config())
-        return make_record(result.to_record(), theorem, attempt, seed, config.theorem.variant)
     except (EnvSetupError, GeneratorSetupError):
         raise
     except Exception as exc:  # one theorem's crash must not lose the run
         log.exception("%s: search crashed", theorem.name)
-        return make_record(
-            {
-                "status": "error",
-                "stop_reason": "crash",
-                "error": f"{type(exc).__name__}: {exc}",
-                "tactics": [],
-                "proof": "",
-                "verified": False,
-            },
-            theorem,
-            attempt,
-            seed,
-            config.theorem.variant,
-        )
+        result = SearchResult(theorem.name, "error", "crash", error=f"{type(exc).__name__}: {exc}")
+    return make_record(result, theorem, attempt, seed, config.theorem.variant)
 
 
 async def run_local(

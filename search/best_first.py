@@ -15,7 +15,7 @@ import itertools
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from envs.types import (
@@ -119,15 +119,26 @@ class SearchResult:
     tree: SearchTree | None = field(default=None, repr=False)
 
     def to_record(self) -> dict[str, Any]:
-        record = asdict(self)  # type: ignore[call-overload]
-        record.pop("tree")
-        record["tactics"] = record.pop("proof")
-        record["proof"] = record.pop("proof_text")
-        record["verdict"] = self.verdict.to_dict() if self.verdict else None
-        for key in ("model_s", "env_s", "wall_s"):
-            record[key] = round(record[key], 3)
-        record["nodes"] = len(self.tree) if self.tree else 0
-        return record
+        """The flat JSON record `prover prove --json` prints and `prover eval` stores."""
+        return {
+            "theorem": self.theorem,
+            "status": self.status,
+            "stop_reason": self.stop_reason,
+            "proof": self.proof_text,
+            "tactics": list(self.proof),
+            "verified": self.verified,
+            "axioms": list(self.verdict.axioms) if self.verdict else [],
+            "expansions": self.expansions,
+            "tactic_calls": self.tactic_calls,
+            "model_calls": self.model_calls,
+            "model_s": round(self.model_s, 3),
+            "env_s": round(self.env_s, 3),
+            "wall_s": round(self.wall_s, 3),
+            "verification_failures": self.verification_failures,
+            "restarts": self.restarts,
+            "nodes": len(self.tree) if self.tree else 0,
+            "error": self.error,
+        }
 
 
 @dataclass(frozen=True, slots=True)

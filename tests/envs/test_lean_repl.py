@@ -268,7 +268,7 @@ async def test_missing_or_failing_repl_command_says_what_to_install(fake_repl_cm
     with pytest.raises(EnvSetupError, match="prover setup lean"):
         await env.start(AND)
     env = LeanRepl(LeanReplConfig(cmd=fake_repl_cmd("--fail-start")))
-    with pytest.raises(EnvError, match="failing at start"):
+    with pytest.raises(EnvSetupError, match="failing at start.*prover setup lean"):
         await env.start(AND)
     await env.close()
 
