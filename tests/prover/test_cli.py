@@ -11,15 +11,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import FAKE_REPL, ROOT
+from tests.run_cli import prove_coq_example, prover
 
 DATA = ROOT / "tests" / "data"
 AND_STATEMENT = "theorem complex_and (p q r : Prop) (h1 : p ∧ q) (h2 : q → r) : p ∧ r :="
-
-
-def prover(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "prover.cli", *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT
-    )
 
 
 @pytest.fixture
@@ -136,13 +131,7 @@ def test_check_lean_file(repl_cmd, tmp_path):
 
 @pytest.mark.usefixtures("coq_available")
 def test_prove_coq_multi_step_and_check(tmp_path):
-    done = prover(
-        "prove",
-        "--env",
-        "coq",
-        "--file",
-        str(DATA / "coq_examples.v"),
-        "--theorem",
+    done = prove_coq_example(
         "rev_length_ex",
         "--tactics",
         str(DATA / "rev_length.txt"),
@@ -163,7 +152,7 @@ def test_prove_coq_multi_step_and_check(tmp_path):
 @pytest.mark.usefixtures("coq_available")
 @pytest.mark.parametrize("name", ["add_zero_r", "and_swap", "double_ex"])
 def test_prove_coq_with_default_automation(name):
-    done = prover("prove", "--env", "coq", "--file", str(DATA / "coq_examples.v"), "--theorem", name, "--json")
+    done = prove_coq_example(name, "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["verified"] is True
 
@@ -171,13 +160,7 @@ def test_prove_coq_with_default_automation(name):
 @pytest.mark.usefixtures("coq_available")
 @pytest.mark.parametrize("name", ["false_add", "false_prop"])
 def test_false_coq_statements_are_never_proved(name):
-    done = prover(
-        "prove",
-        "--env",
-        "coq",
-        "--file",
-        str(DATA / "coq_examples.v"),
-        "--theorem",
+    done = prove_coq_example(
         name,
         "--json",
         "--expansions",

@@ -13,15 +13,10 @@ import pytest
 
 from prover.evaluate import pass_at_k, read_results, summarize, wilson_interval
 from tests.conftest import FAKE_REPL, ROOT
+from tests.run_cli import prover
 
 DATA = ROOT / "tests" / "data"
 BENCH = DATA / "coq_bench.jsonl"
-
-
-def prover(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "prover.cli", *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT
-    )
 
 
 def coq_eval(out, *extra: str) -> subprocess.CompletedProcess[str]:

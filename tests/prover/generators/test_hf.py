@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,8 +13,8 @@ from prover.generators.base import GeneratorSetupError
 from prover.generators.hf import HFGenerator
 from prover.generators.prompts import load_prompt
 from prover.options import GeneratorOptions
-from tests.conftest import ROOT
 from tests.fakes.tiny_model import build_tiny_llama
+from tests.run_cli import prove_coq_example
 
 
 @pytest.fixture(scope="module")
@@ -61,36 +59,21 @@ def test_missing_model_is_a_clear_error(tmp_path):
 
 @pytest.mark.usefixtures("coq_available")
 def test_prove_with_the_tiny_model_end_to_end(tiny):
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "prover.cli",
-            "prove",
-            "--env",
-            "coq",
-            "--file",
-            str(ROOT / "tests/data/coq_examples.v"),
-            "--theorem",
-            "false_add",
-            "--generator",
-            "hf",
-            "--model",
-            str(tiny),
-            "--samples",
-            "4",
-            "--temperature",
-            "1.0",
-            "--max-new-tokens",
-            "8",
-            "--expansions",
-            "3",
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
+    done = prove_coq_example(
+        "false_add",
+        "--generator",
+        "hf",
+        "--model",
+        str(tiny),
+        "--samples",
+        "4",
+        "--temperature",
+        "1.0",
+        "--max-new-tokens",
+        "8",
+        "--expansions",
+        "3",
+        "--json",
     )
     assert done.returncode == 1, done.stderr
     record = json.loads(done.stdout)
@@ -100,26 +83,11 @@ def test_prove_with_the_tiny_model_end_to_end(tiny):
 
 
 def test_prove_with_missing_model_exits_2(tmp_path):
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "prover.cli",
-            "prove",
-            "--env",
-            "coq",
-            "--file",
-            str(ROOT / "tests/data/coq_examples.v"),
-            "--theorem",
-            "false_add",
-            "--generator",
-            "hf",
-            "--model",
-            str(tmp_path / "none"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
+    done = prove_coq_example(
+        "false_add",
+        "--generator",
+        "hf",
+        "--model",
+        str(tmp_path / "none"),
     )
     assert done.returncode == 2 and "cannot load model" in done.stderr
