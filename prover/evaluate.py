@@ -47,7 +47,9 @@ class EvalOptions:
     )
     concurrency: int | None = opt(None, "searches at once (default: --processes)")
     attempts: int = opt(1, "attempts per theorem with different seeds, for pass@k")
-    ray: str | None = opt(None, "run on Ray: `local` starts a local instance, otherwise a cluster ADDRESS")
+    ray: str | None = opt(
+        None, "run on Ray: a cluster ADDRESS, or no value (or `local`) to start a local instance", const="local"
+    )
     ray_workers: int = opt(2, "Ray workers (each with its own generator engine and proof-assistant pool)")
     batch_wait_ms: float = opt(5.0, "how long the shared generator gathers requests into one batch")
 

@@ -22,8 +22,12 @@ def opt(
     flag: str | None = None,
     choices: tuple[str, ...] | None = None,
     short: str | None = None,
+    const: Any = None,
 ) -> Any:
-    return field(default=default, metadata={"help": help, "flag": flag, "choices": choices, "short": short})
+    """A dataclass field that is also a flag. `const` makes the flag's value optional."""
+    return field(
+        default=default, metadata={"help": help, "flag": flag, "choices": choices, "short": short, "const": const}
+    )
 
 
 def _flag(f: dataclasses.Field[Any]) -> str:
@@ -48,6 +52,8 @@ def add_options(parser: argparse.ArgumentParser, cls: type, title: str) -> None:
             kwargs["metavar"] = f.name.upper()
             if f.metadata.get("choices"):
                 kwargs["choices"] = f.metadata["choices"]
+            if f.metadata.get("const") is not None:
+                kwargs.update(nargs="?", const=f.metadata["const"])
         group.add_argument(*flags, **kwargs)
 
 

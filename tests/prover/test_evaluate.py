@@ -200,7 +200,7 @@ def test_eval_through_the_fake_lean_repl(tmp_path, transcripts):
 def test_ray_sharding_gives_the_same_results_as_local(tmp_path):
     local, distributed = tmp_path / "local", tmp_path / "ray"
     assert coq_eval(local).returncode == 0
-    done = coq_eval(distributed, "--ray", "local", "--ray-workers", "2")
+    done = coq_eval(distributed, "--ray-workers", "2", "--ray")
     assert done.returncode == 0, done.stderr
 
     def outcome(run):
