@@ -53,3 +53,7 @@ class AutomationGenerator:
 
     async def generate(self, states: Sequence[ProofState], n: int) -> list[list[Suggestion]]:
         return [[Suggestion(t, 0.0, 1) for t in self.tactics] for _ in states]
+
+    async def suggest(self, state: str, prefix: str, n: int) -> list[Suggestion]:
+        """The listed tactics that start with `prefix`, in list order, at most n."""
+        return [Suggestion(t, 0.0, 1) for t in self.tactics if t.startswith(prefix)][:n]

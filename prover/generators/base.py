@@ -39,5 +39,12 @@ class ModelGenerator:
         raw = await self._complete(prompts, n)
         return [clean(r, self.language, n, self.prompt.stop, self.policy) for r in raw]
 
+    async def suggest(self, state: str, prefix: str, n: int) -> list[Suggestion]:
+        """Candidates for one state that start with `prefix` (the editor's partial tactic)."""
+        self.calls += 1
+        raw = (await self._complete([self.prompt.render(state) + prefix], n))[0]
+        full = [Suggestion(prefix + s.tactic, s.logprob, s.num_tokens) for s in raw]
+        return clean(full, self.language, n, self.prompt.stop, self.policy)
+
     async def aclose(self) -> None:
         return None

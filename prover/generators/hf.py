@@ -21,6 +21,14 @@ from search.best_first import Suggestion
 log = logging.getLogger(__name__)
 
 
+def _dtype_kwarg(dtype: Any) -> dict[str, Any]:
+    """transformers renamed `torch_dtype` to `dtype` in 4.56."""
+    import transformers
+
+    major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
+    return {"dtype": dtype} if (major, minor) >= (4, 56) else {"torch_dtype": dtype}
+
+
 class HFGenerator(ModelGenerator):
     def __init__(self, model: str, prompt: Prompt, language: str, options: GeneratorOptions) -> None:
         super().__init__(prompt, language)
@@ -52,7 +60,7 @@ class HFGenerator(ModelGenerator):
                 raise GeneratorSetupError(f"unknown --dtype {dtype_name!r}")
             try:
                 tokenizer = AutoTokenizer.from_pretrained(self.model_name)
-                model = AutoModelForCausalLM.from_pretrained(self.model_name, dtype=dtype)
+                model = AutoModelForCausalLM.from_pretrained(self.model_name, **_dtype_kwarg(dtype))
             except (OSError, ValueError) as exc:
                 raise GeneratorSetupError(f"cannot load model {self.model_name!r}: {exc}") from exc
             if tokenizer.pad_token_id is None:
