@@ -225,15 +225,14 @@ async def best_first_search(
         model_calls += 1
         expansions += len(batch)
         for node, candidates in zip(batch, suggestions, strict=True):
-            tree.mark_expanded(node)
+            tried = 0
             for s in candidates:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or tree.proved:
                     break
-                timeout = min(budget.tactic_timeout, remaining)
                 t = time.monotonic()
                 try:
-                    result = await env.run_tactic(node.state, s.tactic, timeout)
+                    result = await env.run_tactic(node.state, s.tactic, min(budget.tactic_timeout, remaining))
                 except EnvSetupError:
                     raise
                 except EnvError as exc:
@@ -251,6 +250,7 @@ async def best_first_search(
                     )
                 clock.env += time.monotonic() - t
                 tactic_calls += 1
+                tried += 1
                 if isinstance(result, Progress):
                     score = scorer(node.score, s)
                     child = tree.add_edge(node, s.tactic, s.logprob, Outcome.PROGRESS, state=result.state, score=score)
@@ -261,9 +261,10 @@ async def best_first_search(
                     t = time.monotonic()
                     check = await env.verify(theorem, candidate)
                     clock.env += time.monotonic() - t
+                    verdict = check
                     if check.accepted:
                         tree.add_edge(node, s.tactic, s.logprob, Outcome.PROVED, message=result.detail)
-                        proof, verdict = candidate, check
+                        proof = candidate
                     else:
                         verification_failures += 1
                         log.warning(
@@ -272,14 +273,18 @@ async def best_first_search(
                             check.reason,
                         )
                         tree.add_edge(node, s.tactic, s.logprob, Outcome.UNVERIFIED, message=check.reason)
-                        verdict = check
                 elif isinstance(result, TimedOut):
                     tree.add_edge(node, s.tactic, s.logprob, Outcome.TIMED_OUT, message=f"{result.seconds:g}s")
                 elif isinstance(result, Failed):
                     tree.add_edge(node, s.tactic, s.logprob, Outcome.FAILED, message=result.message)
                 else:  # pragma: no cover - the union is closed
                     raise TypeError(f"unexpected tactic result {result!r}")
+            if tried == len(candidates):
+                # only a node whose every candidate ran can fail; an interrupted one stays open
+                tree.mark_expanded(node)
             tree.propagate(node)
+            if tree.proved:
+                break
         if on_progress is not None:
             best = -frontier[0][0] if frontier else float("-inf")
             on_progress(SearchProgress(expansions, len(frontier), best, time.monotonic() - started))

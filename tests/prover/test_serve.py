@@ -66,8 +66,12 @@ async def test_model_suggestions_are_guarded_and_keep_the_prefix(tmp_path):
     from tests.fakes.tiny_model import build_tiny_llama
 
     model = build_tiny_llama(tmp_path / "tiny")
-    gen = HFGenerator(str(model), load_prompt("llmstep", "lean4"), "lean4",
-                      GeneratorOptions(generator="hf", model=str(model), temperature=1.0, max_new_tokens=6))
+    gen = HFGenerator(
+        str(model),
+        load_prompt("llmstep", "lean4"),
+        "lean4",
+        GeneratorOptions(generator="hf", model=str(model), temperature=1.0, max_new_tokens=6),
+    )
     async with TestClient(TestServer(build_app(gen, 4, "tiny"))) as c:
         resp = await c.post("/", json={"tactic_state": "⊢ 1 = 1", "prefix": "exact "})
         assert resp.status == 200
@@ -79,15 +83,23 @@ def test_serve_command_answers_over_http():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "prover.cli", "serve", "--port", str(port), "--samples", "2"],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "prover.cli", "serve", "--port", str(port), "--samples", "2"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
             try:
                 request = urllib.request.Request(
-                    f"http://127.0.0.1:{port}/", data=json.dumps({"tactic_state": "⊢ P", "prefix": "s"}).encode(),
-                    headers={"Content-Type": "application/json"}, method="POST")
+                    f"http://127.0.0.1:{port}/",
+                    data=json.dumps({"tactic_state": "⊢ P", "prefix": "s"}).encode(),
+                    headers={"Content-Type": "application/json"},
+                    method="POST",
+                )
                 with urllib.request.urlopen(request, timeout=5) as r:
                     assert json.load(r) == {"suggestions": ["simp", "simp_all"]}
                 break

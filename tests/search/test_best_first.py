@@ -140,3 +140,20 @@ async def test_concurrent_searches_share_one_env():
     gen = FixedGenerator({"root": [("a", 0.0)], "A": [("b", 0.0)]})
     results = await asyncio.gather(*(best_first_search(env, gen, THM) for _ in range(5)))
     assert all(r.status == "proved" for r in results)
+
+
+async def test_an_interrupted_expansion_leaves_the_node_open_not_failed():
+    env = ScriptedEnv({"root": {}}, delay=0.05)
+    gen = FixedGenerator({"root": [(f"t{i}", 0.0) for i in range(50)]})
+    result = await search(env, gen, Budget(time_limit=0.3))
+    assert result.stop_reason == "time_limit"
+    assert 0 < result.tactic_calls < 50
+    assert result.tree.root.status.value == "open" and not result.tree.root.expanded
+
+
+async def test_search_stops_at_the_first_verified_proof_in_a_batch():
+    env = ScriptedEnv({"root": {"a": "A", "b": "B"}, "A": {"qed": QED}, "B": {"qed": QED}})
+    gen = FixedGenerator({"root": [("a", -1.0), ("b", -1.0)]}, default=[("qed", 0.0)])
+    result = await search(env, gen, config=SearchConfig(batch=2))
+    assert result.status == "proved" and len(env.verified) == 1
+    assert ("B", "qed") not in env.calls
