@@ -109,7 +109,8 @@ class ProgressLine:
     def __init__(self, total: int, name: str, enabled: bool) -> None:
         from tqdm import tqdm
 
-        self.bar = tqdm(total=total, desc=name, unit="exp", disable=not enabled, file=sys.stderr, leave=False)
+        live = enabled and sys.stderr.isatty()  # a live line only where someone watches
+        self.bar = tqdm(total=total, desc=name, unit="exp", disable=not live, file=sys.stderr, leave=False)
 
     def __call__(self, p: SearchProgress) -> None:
         self.bar.n = p.expansions

@@ -272,7 +272,11 @@ class EvalProgress:
         from tqdm import tqdm
 
         self.proved = proved
-        self.bar = tqdm(total=total, initial=attempted, unit="thm", file=sys.stderr, dynamic_ncols=True)
+        # in a log file (not a terminal) print a line every 30 s instead of redrawing
+        interval = 0.1 if sys.stderr.isatty() else 30.0
+        self.bar = tqdm(
+            total=total, initial=attempted, unit="thm", file=sys.stderr, dynamic_ncols=True, mininterval=interval
+        )
         self.bar.set_postfix(proved=f"{proved}/{attempted}")
 
     def update(self, record: dict[str, Any]) -> None:
