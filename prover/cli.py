@@ -255,9 +255,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     check.set_defaults(func=cmd_check)
 
-    from prover import evaluate, serve, setup
+    from prover import drafting, evaluate, serve, setup
 
     evaluate.add_parsers(sub)
+    drafting.add_parser(sub)
     serve.add_parser(sub)
     setup.add_parser(sub)
     return parser

@@ -39,6 +39,11 @@ class ModelGenerator:
         raw = await self._complete(prompts, n)
         return [clean(r, self.language, n, self.prompt.stop, self.policy) for r in raw]
 
+    async def complete_text(self, prompts: list[str], n: int) -> list[list[Suggestion]]:
+        """Raw continuations of arbitrary prompts (drafting), stopped at the prompt's stop sequences."""
+        self.calls += 1
+        return await self._complete(prompts, n)
+
     async def suggest(self, state: str, prefix: str, n: int) -> list[Suggestion]:
         """Candidates for one state that start with `prefix` (the editor's partial tactic)."""
         self.calls += 1

@@ -28,3 +28,7 @@ Proof. Admitted.
 
 Theorem false_prop : forall P : Prop, P.
 Proof. Admitted.
+
+(* for Draft, Sketch, Prove *)
+Theorem dsp_sum : forall a b : nat, a = 2 -> b = 3 -> a * b + a = 8.
+Proof. Admitted.

@@ -31,7 +31,7 @@ def and_tactics(tmp_path) -> Path:
 
 def test_help_explains_every_subcommand():
     out = prover("--help").stdout
-    for sub in ("prove", "check", "eval", "report", "serve", "setup"):
+    for sub in ("prove", "check", "eval", "report", "draft", "serve", "setup"):
         assert sub in out
     prove_help = prover("prove", "--help").stdout
     for flag in (
