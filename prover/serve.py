@@ -45,22 +45,14 @@ class SuggestRequest:
     prefix: str
 
 
-def parse_llmstep(body: Any) -> SuggestRequest:
-    if not isinstance(body, dict) or not isinstance(body.get("tactic_state"), str):
-        raise BadRequest("expected a JSON object with a string `tactic_state` (and optional `prefix`)")
+def parse_request(body: Any, state_key: str) -> SuggestRequest:
+    """The one reader of request JSON: `state_key` is `tactic_state` (llmstep) or `input` (Lean Copilot)."""
+    if not isinstance(body, dict) or not isinstance(body.get(state_key), str):
+        raise BadRequest(f"expected a JSON object with a string `{state_key}` (and an optional `prefix`)")
     prefix = body.get("prefix") or ""
     if not isinstance(prefix, str):
         raise BadRequest("`prefix` must be a string")
-    return SuggestRequest(body["tactic_state"], prefix)
-
-
-def parse_copilot(body: Any) -> SuggestRequest:
-    if not isinstance(body, dict) or not isinstance(body.get("input"), str):
-        raise BadRequest("expected a JSON object with a string `input` (and `name`, `prefix`)")
-    prefix = body.get("prefix") or ""
-    if not isinstance(prefix, str):
-        raise BadRequest("`prefix` must be a string")
-    return SuggestRequest(body["input"], prefix)
+    return SuggestRequest(body[state_key], prefix)
 
 
 def build_app(suggester: Suggester, samples: int, model_name: str) -> Any:
@@ -78,10 +70,10 @@ def build_app(suggester: Suggester, samples: int, model_name: str) -> Any:
         async with lock:
             return await suggester.suggest(req.state, req.prefix, samples)
 
-    def handler(parse: Any, render: Any) -> Any:
+    def handler(state_key: str, render: Any) -> Any:
         async def handle(request: web.Request) -> web.Response:
             try:
-                req = parse(await read(request))
+                req = parse_request(await read(request), state_key)
             except BadRequest as exc:
                 return web.json_response({"error": str(exc)}, status=400)
             try:
@@ -97,10 +89,10 @@ def build_app(suggester: Suggester, samples: int, model_name: str) -> Any:
         return web.json_response({"status": "ok", "model": model_name})
 
     app = web.Application()
-    app.router.add_post("/", handler(parse_llmstep, lambda ss: {"suggestions": [s.tactic for s in ss]}))
+    app.router.add_post("/", handler("tactic_state", lambda ss: {"suggestions": [s.tactic for s in ss]}))
     app.router.add_post(
         "/generate",
-        handler(parse_copilot, lambda ss: {"outputs": [{"output": s.tactic, "score": s.logprob} for s in ss]}),
+        handler("input", lambda ss: {"outputs": [{"output": s.tactic, "score": s.logprob} for s in ss]}),
     )
     app.router.add_get("/health", health)
     return app

@@ -86,191 +86,169 @@ def test_axiom_report_parsing():
     assert parse_axioms([Message("info", "something else")]) is None
 
 
+@pytest.fixture
+async def make_repl(fake_repl_cmd):
+    """Build `LeanRepl`s over the fake REPL (extra fake flags, config fields); all closed afterwards."""
+    made: list[LeanRepl] = []
+
+    def make(*extra: str, **config) -> LeanRepl:
+        env = LeanRepl(LeanReplConfig(cmd=fake_repl_cmd(*extra), **config))
+        made.append(env)
+        return env
+
+    yield make
+    for env in made:
+        await env.close()
+
+
 def log_lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-async def test_proves_through_real_pipes(fake_repl_cmd, tmp_path):
+async def test_proves_through_real_pipes(make_repl, tmp_path):
     log = tmp_path / "log.jsonl"
-    env = LeanRepl(LeanReplConfig(cmd=fake_repl_cmd("--log", str(log))))
-    try:
-        state = await env.start(AND)
-        assert state.goals == ("p q r : Prop\nh1 : p ∧ q\nh2 : q → r\n⊢ p ∧ r",)
-        results = []
-        for tactic in AND_PROOF:
-            result = await env.run_tactic(state, tactic, 5)
-            results.append(result)
-            if isinstance(result, Progress):
-                state = result.state
-        assert [type(r).__name__ for r in results] == ["Progress", "Progress", "Progress", "Proved"]
-        requests = [entry["request"] for entry in log_lines(log)]
-        assert requests[0] == {"cmd": "import Lean\n"}
-        assert requests[2] == {"cmd": AND.statement + " by sorry", "env": 0}
-        assert requests[3] == {"tactic": "apply And.intro", "proofState": 0}
-    finally:
-        await env.close()
+    env = make_repl("--log", str(log))
+    state = await env.start(AND)
+    assert state.goals == ("p q r : Prop\nh1 : p ∧ q\nh2 : q → r\n⊢ p ∧ r",)
+    results = []
+    for tactic in AND_PROOF:
+        result = await env.run_tactic(state, tactic, 5)
+        results.append(result)
+        if isinstance(result, Progress):
+            state = result.state
+    assert [type(r).__name__ for r in results] == ["Progress", "Progress", "Progress", "Proved"]
+    requests = [entry["request"] for entry in log_lines(log)]
+    assert requests[0] == {"cmd": "import Lean\n"}
+    assert requests[2] == {"cmd": AND.statement + " by sorry", "env": 0}
+    assert requests[3] == {"tactic": "apply And.intro", "proofState": 0}
 
 
-async def test_errors_and_untrusted_tactics_are_failures(fake_repl_cmd, tmp_path):
+async def test_errors_and_untrusted_tactics_are_failures(make_repl, tmp_path):
     log = tmp_path / "log.jsonl"
-    env = LeanRepl(LeanReplConfig(cmd=fake_repl_cmd("--log", str(log))))
-    try:
-        state = await env.start(AND)
-        failed = await env.run_tactic(state, "exact nonsense", 5)
-        assert isinstance(failed, Failed) and "no recorded answer" in failed.message
-        for bad in ("sorry", "admit", "exact sorry", "theorem x : False := sorry", "#exit", "native_decide"):
-            result = await env.run_tactic(state, bad, 5)
-            assert isinstance(result, Failed) and result.message.startswith("rejected:"), bad
-        sent = [e["request"].get("tactic") for e in log_lines(log)]
-        assert "sorry" not in sent and "#exit" not in sent
-    finally:
-        await env.close()
+    env = make_repl("--log", str(log))
+    state = await env.start(AND)
+    failed = await env.run_tactic(state, "exact nonsense", 5)
+    assert isinstance(failed, Failed) and "no recorded answer" in failed.message
+    for bad in ("sorry", "admit", "exact sorry", "theorem x : False := sorry", "#exit", "native_decide"):
+        result = await env.run_tactic(state, bad, 5)
+        assert isinstance(result, Failed) and result.message.startswith("rejected:"), bad
+    sent = [e["request"].get("tactic") for e in log_lines(log)]
+    assert "sorry" not in sent and "#exit" not in sent
 
 
-async def test_header_is_elaborated_once_per_process_and_reused(fake_repl_cmd, tmp_path):
+async def test_header_is_elaborated_once_per_process_and_reused(make_repl, tmp_path):
     log = tmp_path / "log.jsonl"
-    env = LeanRepl(LeanReplConfig(cmd=fake_repl_cmd("--log", str(log))))
-    try:
-        for _ in range(3):
-            await env.start(AND)
-        header_cmds = [e for e in log_lines(log) if e["request"].get("cmd") == "import Lean\n"]
-        assert len(header_cmds) == 1 and env.header_elaborations == 1
-    finally:
-        await env.close()
+    env = make_repl("--log", str(log))
+    for _ in range(3):
+        await env.start(AND)
+    header_cmds = [e for e in log_lines(log) if e["request"].get("cmd") == "import Lean\n"]
+    assert len(header_cmds) == 1 and env.header_elaborations == 1
 
 
-async def test_timeout_restarts_unpickles_the_header_and_replays(fake_repl_cmd, tmp_path):
+async def test_timeout_restarts_unpickles_the_header_and_replays(make_repl, tmp_path):
     log = tmp_path / "log.jsonl"
-    env = LeanRepl(LeanReplConfig(cmd=fake_repl_cmd("--log", str(log), "--hang-on", "hang")))
-    try:
-        root = await env.start(AND)
-        step1 = await env.run_tactic(root, "apply And.intro", 5)
-        assert isinstance(step1, Progress)
-        timed = await env.run_tactic(step1.state, "hang", 0.5)
-        assert timed == TimedOut(0.5)
-        assert env.restarts == 1
-        # a state from before the restart still works: its path is replayed
-        step2 = await env.run_tactic(step1.state, "exact h1.left", 5)
-        assert isinstance(step2, Progress)
-        assert step2.state.goals == ("case right\np q r : Prop\nh1 : p ∧ q\nh2 : q → r\n⊢ r",)
-        entries = log_lines(log)
-        pids = sorted({e["pid"] for e in entries})
-        assert len(pids) == 2
-        second = [e["request"] for e in entries if e["pid"] != entries[0]["pid"]]
-        assert "unpickleEnvFrom" in second[0], second[0]
-        assert not any(r.get("cmd") == "import Lean\n" for r in second)
-        assert {"tactic": "apply And.intro", "proofState": 0} in second
-        assert env.header_elaborations == 1
-    finally:
-        await env.close()
+    env = make_repl("--log", str(log), "--hang-on", "hang")
+    root = await env.start(AND)
+    step1 = await env.run_tactic(root, "apply And.intro", 5)
+    assert isinstance(step1, Progress)
+    timed = await env.run_tactic(step1.state, "hang", 0.5)
+    assert timed == TimedOut(0.5)
+    assert env.restarts == 1
+    # a state from before the restart still works: its path is replayed
+    step2 = await env.run_tactic(step1.state, "exact h1.left", 5)
+    assert isinstance(step2, Progress)
+    assert step2.state.goals == ("case right\np q r : Prop\nh1 : p ∧ q\nh2 : q → r\n⊢ r",)
+    entries = log_lines(log)
+    pids = sorted({e["pid"] for e in entries})
+    assert len(pids) == 2
+    second = [e["request"] for e in entries if e["pid"] != entries[0]["pid"]]
+    assert "unpickleEnvFrom" in second[0], second[0]
+    assert not any(r.get("cmd") == "import Lean\n" for r in second)
+    assert {"tactic": "apply And.intro", "proofState": 0} in second
+    assert env.header_elaborations == 1
 
 
-async def test_crash_is_recovered_by_restart(fake_repl_cmd):
-    env = LeanRepl(LeanReplConfig(cmd=fake_repl_cmd("--exit-on", "crash")))
-    try:
-        root = await env.start(AND)
-        result = await env.run_tactic(root, "crash", 5)
-        assert isinstance(result, Failed) and "crashed" in result.message
-        assert env.restarts == 2
-        after = await env.run_tactic(root, "apply And.intro", 5)
-        assert isinstance(after, Progress)
-    finally:
-        await env.close()
+async def test_crash_is_recovered_by_restart(make_repl):
+    env = make_repl("--exit-on", "crash")
+    root = await env.start(AND)
+    result = await env.run_tactic(root, "crash", 5)
+    assert isinstance(result, Failed) and "crashed" in result.message
+    assert env.restarts == 2
+    after = await env.run_tactic(root, "apply And.intro", 5)
+    assert isinstance(after, Progress)
 
 
-async def test_memory_cap_restarts_the_process(fake_repl_cmd):
-    env = LeanRepl(LeanReplConfig(cmd=fake_repl_cmd("--bloat-on", "exact h1.left"), memory_limit_mb=150))
-    try:
-        root = await env.start(AND)
-        s1 = await env.run_tactic(root, "apply And.intro", 5)
-        assert env.restarts == 0
-        s2 = await env.run_tactic(s1.state, "exact h1.left", 5)
-        assert isinstance(s2, Progress) and env.restarts == 1
-        s3 = await env.run_tactic(s2.state, "apply h2", 5)  # replayed in the new process
-        assert isinstance(s3, Progress) and env.restarts == 2  # the replay bloated it again
-    finally:
-        await env.close()
+async def test_memory_cap_restarts_the_process(make_repl):
+    env = make_repl("--bloat-on", "exact h1.left", memory_limit_mb=150)
+    root = await env.start(AND)
+    s1 = await env.run_tactic(root, "apply And.intro", 5)
+    assert env.restarts == 0
+    s2 = await env.run_tactic(s1.state, "exact h1.left", 5)
+    assert isinstance(s2, Progress) and env.restarts == 1
+    s3 = await env.run_tactic(s2.state, "apply h2", 5)  # replayed in the new process
+    assert isinstance(s3, Progress) and env.restarts == 2  # the replay bloated it again
 
 
-async def test_restarts_are_bounded(fake_repl_cmd):
-    env = LeanRepl(LeanReplConfig(cmd=fake_repl_cmd("--hang-on", "hang"), max_restarts=1))
-    try:
-        root = await env.start(AND)
-        assert isinstance(await env.run_tactic(root, "hang", 0.3), TimedOut)
-        with pytest.raises(EnvError, match="restarted more than 1"):
-            await env.run_tactic(root, "hang", 0.3)
-    finally:
-        await env.close()
+async def test_restarts_are_bounded(make_repl):
+    env = make_repl("--hang-on", "hang", max_restarts=1)
+    root = await env.start(AND)
+    assert isinstance(await env.run_tactic(root, "hang", 0.3), TimedOut)
+    with pytest.raises(EnvError, match="restarted more than 1"):
+        await env.run_tactic(root, "hang", 0.3)
 
 
-async def test_pool_spreads_theorems_over_processes(fake_repl_cmd, tmp_path):
+async def test_pool_spreads_theorems_over_processes(make_repl, tmp_path):
     import asyncio
 
     log = tmp_path / "log.jsonl"
-    env = LeanRepl(LeanReplConfig(cmd=fake_repl_cmd("--log", str(log)), processes=3))
-    try:
-        states = await asyncio.gather(*(env.start(AND) for _ in range(3)))
-        results = await asyncio.gather(*(env.run_tactic(s, "apply And.intro", 5) for s in states))
-        assert all(isinstance(r, Progress) for r in results)
-        assert len({e["pid"] for e in log_lines(log)}) == 3
-    finally:
-        await env.close()
+    env = make_repl("--log", str(log), processes=3)
+    states = await asyncio.gather(*(env.start(AND) for _ in range(3)))
+    results = await asyncio.gather(*(env.run_tactic(s, "apply And.intro", 5) for s in states))
+    assert all(isinstance(r, Progress) for r in results)
+    assert len({e["pid"] for e in log_lines(log)}) == 3
 
 
-async def test_verify_accepts_a_real_proof_and_reports_axioms(fake_repl_cmd):
-    env = LeanRepl(LeanReplConfig(cmd=fake_repl_cmd("--axioms", "complex_and=propext")))
-    try:
-        verdict = await env.verify(AND, AND_PROOF)
-        assert verdict.accepted and verdict.axioms == ("propext",)
-        short = await env.verify(AND, AND_PROOF[:2])
-        assert not short.accepted and "unsolved goals" in short.messages[0]
-    finally:
-        await env.close()
+async def test_verify_accepts_a_real_proof_and_reports_axioms(make_repl):
+    env = make_repl("--axioms", "complex_and=propext")
+    verdict = await env.verify(AND, AND_PROOF)
+    assert verdict.accepted and verdict.axioms == ("propext",)
+    short = await env.verify(AND, AND_PROOF[:2])
+    assert not short.accepted and "unsolved goals" in short.messages[0]
 
 
-async def test_verify_rejects_nonstandard_axioms_and_sorry(fake_repl_cmd):
-    env = LeanRepl(LeanReplConfig(cmd=fake_repl_cmd("--axioms", "complex_and=propext,sorryAx")))
-    try:
-        verdict = await env.verify(AND, AND_PROOF)
-        assert not verdict.accepted and "sorryAx" in verdict.reason
-        assert not (await env.verify(AND, ["sorry"])).accepted
-    finally:
-        await env.close()
+async def test_verify_rejects_nonstandard_axioms_and_sorry(make_repl):
+    env = make_repl("--axioms", "complex_and=propext,sorryAx")
+    verdict = await env.verify(AND, AND_PROOF)
+    assert not verdict.accepted and "sorryAx" in verdict.reason
+    assert not (await env.verify(AND, ["sorry"])).accepted
 
 
-async def test_verify_checks_in_a_fresh_process_as_a_command(fake_repl_cmd, tmp_path):
+async def test_verify_checks_in_a_fresh_process_as_a_command(make_repl, tmp_path):
     log = tmp_path / "log.jsonl"
-    env = LeanRepl(LeanReplConfig(cmd=fake_repl_cmd("--log", str(log))))
-    try:
-        await env.start(AND)
-        await env.verify(AND, AND_PROOF)
-        entries = log_lines(log)
-        verify_pid = entries[-1]["pid"]
-        assert verify_pid != entries[0]["pid"]
-        cmds = [e["request"]["cmd"] for e in entries if e["pid"] == verify_pid]
-        assert cmds[1].startswith(AND.statement + " by\n  apply And.intro")
-        assert cmds[2] == "#print axioms complex_and"
-    finally:
-        await env.close()
+    env = make_repl("--log", str(log))
+    await env.start(AND)
+    await env.verify(AND, AND_PROOF)
+    entries = log_lines(log)
+    verify_pid = entries[-1]["pid"]
+    assert verify_pid != entries[0]["pid"]
+    cmds = [e["request"]["cmd"] for e in entries if e["pid"] == verify_pid]
+    assert cmds[1].startswith(AND.statement + " by\n  apply And.intro")
+    assert cmds[2] == "#print axioms complex_and"
 
 
-async def test_statement_that_does_not_elaborate_is_a_start_error(fake_repl_cmd):
-    env = LeanRepl(LeanReplConfig(cmd=fake_repl_cmd()))
-    try:
-        with pytest.raises(TheoremStartError, match="does not elaborate"):
-            await env.start(Theorem("nope", "theorem nope : Foo :="))
-    finally:
-        await env.close()
+async def test_statement_that_does_not_elaborate_is_a_start_error(make_repl):
+    env = make_repl()
+    with pytest.raises(TheoremStartError, match="does not elaborate"):
+        await env.start(Theorem("nope", "theorem nope : Foo :="))
 
 
-async def test_missing_or_failing_repl_command_says_what_to_install(fake_repl_cmd):
+async def test_missing_or_failing_repl_command_says_what_to_install(make_repl):
     env = LeanRepl(LeanReplConfig(cmd=("definitely-not-a-lean-repl",)))
     with pytest.raises(EnvSetupError, match="prover setup lean"):
         await env.start(AND)
-    env = LeanRepl(LeanReplConfig(cmd=fake_repl_cmd("--fail-start")))
+    env = make_repl("--fail-start")
     with pytest.raises(EnvSetupError, match="failing at start.*prover setup lean"):
         await env.start(AND)
-    await env.close()
 
 
 def test_command_reply_errors_property():
