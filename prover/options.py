@@ -126,7 +126,9 @@ class GeneratorOptions:
         "tactic generator: automation (no model), hf, vllm, openai",
         choices=("automation", "hf", "vllm", "openai"),
     )
-    model: str | None = opt(None, "model hub id or local path (hf, vllm) or model name (openai)")
+    model: str | None = opt(
+        None, "model hub id or local path (hf, vllm) or model name (openai); default EleutherAI/llemma_7b"
+    )
     tactics: Path | None = opt(None, "automation: file with one tactic per line, tried in order")
     prompt: str = opt("llemma", "prompt template: llemma, llmstep or a template FILE")
     temperature: float = opt(0.0, "sampling temperature (0 with --beam for beam search)")

@@ -13,6 +13,7 @@ from prover.options import EnvOptions, GeneratorOptions
 from search.best_first import TacticGenerator
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL = "EleutherAI/llemma_7b"
 
 
 def default_workspace() -> Path:
@@ -58,18 +59,17 @@ def make_generator(options: GeneratorOptions, language: Language) -> TacticGener
     from prover.generators.prompts import load_prompt
 
     prompt = load_prompt(options.prompt, language)
-    if not options.model:
-        raise ValueError(f"--generator {options.generator} needs --model")
+    model = options.model or DEFAULT_MODEL
     if options.generator == "hf":
         from prover.generators.hf import HFGenerator
 
-        return HFGenerator(options.model, prompt, language, options)
+        return HFGenerator(model, prompt, language, options)
     if options.generator == "vllm":
         from prover.generators.vllm_engine import VLLMGenerator
 
-        return VLLMGenerator(options.model, prompt, language, options)
+        return VLLMGenerator(model, prompt, language, options)
     if options.generator == "openai":
         from prover.generators.openai_api import OpenAIGenerator
 
-        return OpenAIGenerator(options.model, prompt, language, options)
+        return OpenAIGenerator(model, prompt, language, options)
     raise ValueError(f"unknown generator {options.generator!r}")
