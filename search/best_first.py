@@ -264,6 +264,7 @@ async def best_first_search(
                     verdict = check
                     if check.accepted:
                         tree.add_edge(node, s.tactic, s.logprob, Outcome.PROVED, message=result.detail)
+                        tree.propagate(node)  # the root is proved now: stop at this first proof
                         proof = candidate
                     else:
                         verification_failures += 1

@@ -157,3 +157,12 @@ async def test_search_stops_at_the_first_verified_proof_in_a_batch():
     result = await search(env, gen, config=SearchConfig(batch=2))
     assert result.status == "proved" and len(env.verified) == 1
     assert ("B", "qed") not in env.calls
+
+
+async def test_the_first_verified_proof_ends_the_expansion():
+    env = ScriptedEnv({"root": {"first": QED, "second": QED, "third": "A"}})
+    gen = FixedGenerator({"root": [("first", -1.0), ("second", -0.5), ("third", -0.1)]})
+    result = await search(env, gen)
+    assert result.proof == ["first"] and env.verified == [("first",)]
+    assert [t for _, t in env.calls] == ["first"]
+    assert result.tactic_calls == 1
