@@ -305,6 +305,13 @@ async def prove_record(env: Any, generator: Any, config: ProveConfig, theorem: T
     return make_record(result, theorem, attempt, seed, config.theorem.variant)
 
 
+def reseed_for(generator: Any, config: ProveConfig, attempt: int) -> None:
+    """Attempt `a` samples with seed `--seed + a` (reproducible with --concurrency 1)."""
+    reseed = getattr(generator, "reseed", None)
+    if reseed is not None:
+        reseed(config.generator.seed + attempt)
+
+
 async def run_local(
     config: ProveConfig,
     jobs: Sequence[tuple[Theorem, int]],
@@ -330,9 +337,14 @@ async def run_local(
     for job in jobs:
         queue.put_nowait(job)
 
+    seeded: list[int] = []  # the attempt the generator is seeded for
+
     async def worker() -> None:
         while not queue.empty():
             theorem, attempt = queue.get_nowait()
+            if seeded[-1:] != [attempt]:  # jobs come attempt by attempt
+                seeded.append(attempt)
+                reseed_for(generator, config, attempt)
             record = await prove_record(env, generator, config, theorem, attempt)
             writer.write(record)
             if progress is not None:

@@ -27,10 +27,14 @@ class _Worker:
         language = "coq" if config.env.env == "coq" else "lean4"
         self.generator = make_generator(config.generator, language)  # type: ignore[arg-type]
         self.env = make_env(config.env)
+        self.attempt: int | None = None
 
     def prove(self, theorem: dict[str, Any], attempt: int) -> dict[str, Any]:
-        from prover.evaluate import prove_record
+        from prover.evaluate import prove_record, reseed_for
 
+        if attempt != self.attempt:
+            self.attempt = attempt
+            reseed_for(self.generator, self.config, attempt)
         return self.loop.run_until_complete(
             prove_record(self.env, self.generator, self.config, Theorem(**theorem), attempt)
         )

@@ -118,6 +118,11 @@ class SearchResult:
     error: str = ""
     tree: SearchTree | None = field(default=None, repr=False)
 
+    @property
+    def graph(self) -> Any:
+        """The search tree as a `networkx.DiGraph` (None when the search never started)."""
+        return self.tree.to_networkx() if self.tree is not None else None
+
     def to_record(self) -> dict[str, Any]:
         """The flat JSON record `prover prove --json` prints and `prover eval` stores."""
         return {

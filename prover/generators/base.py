@@ -22,11 +22,16 @@ class GeneratorSetupError(ValueError):
 class ModelGenerator:
     """Base of the hf, vllm and openai generators."""
 
-    def __init__(self, prompt: Prompt, language: str, policy: TacticPolicy = TacticPolicy()) -> None:
+    def __init__(self, prompt: Prompt, language: str, policy: TacticPolicy = TacticPolicy(), seed: int = 0) -> None:
         self.prompt = prompt
         self.language = language
         self.policy = policy
+        self.seed = seed
         self.calls = 0
+
+    def reseed(self, seed: int) -> None:
+        """Sampling from here on uses `seed` (evaluation reseeds at the start of each attempt)."""
+        self.seed = seed
 
     async def _complete(self, prompts: list[str], n: int) -> list[list[Suggestion]]:
         raise NotImplementedError

@@ -86,6 +86,11 @@ class BatchingGenerator:
                 r.future.set_result(results[i : i + len(r.states)])
             i += len(r.states)
 
+    def reseed(self, seed: int) -> None:
+        reseed = getattr(self.inner, "reseed", None)
+        if reseed is not None:
+            reseed(seed)
+
     async def aclose(self) -> None:
         if self._task is not None:
             self._task.cancel()

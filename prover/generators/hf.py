@@ -31,7 +31,7 @@ def _dtype_kwarg(dtype: Any) -> dict[str, Any]:
 
 class HFGenerator(ModelGenerator):
     def __init__(self, model: str, prompt: Prompt, language: str, options: GeneratorOptions) -> None:
-        super().__init__(prompt, language)
+        super().__init__(prompt, language, seed=options.seed)
         self.model_name = model
         self.options = options
         self._model: Any = None
@@ -68,9 +68,14 @@ class HFGenerator(ModelGenerator):
             tokenizer.padding_side = "left"
             tokenizer.truncation_side = "left"
             model.to(device).eval()  # type: ignore[arg-type]
-            torch.manual_seed(self.options.seed)
+            torch.manual_seed(self.seed)
             self._torch, self._model, self._tokenizer, self._device = torch, model, tokenizer, device
             log.info("loaded %s on %s (%s)", self.model_name, device, dtype_name)
+
+    def reseed(self, seed: int) -> None:
+        super().reseed(seed)
+        if self._model is not None:
+            self._torch.manual_seed(seed)
 
     async def _complete(self, prompts: list[str], n: int) -> list[list[Suggestion]]:
         return await asyncio.to_thread(self.complete_sync, prompts, n)

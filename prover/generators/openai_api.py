@@ -24,7 +24,7 @@ class OpenAIGenerator(ModelGenerator):
     def __init__(
         self, model: str, prompt: Prompt, language: str, options: GeneratorOptions, timeout: float = 300.0
     ) -> None:
-        super().__init__(prompt, language)
+        super().__init__(prompt, language, seed=options.seed)
         self.model = model
         self.options = options
         base = options.base_url or os.environ.get("OPENAI_BASE_URL")
@@ -51,7 +51,7 @@ class OpenAIGenerator(ModelGenerator):
             "top_p": o.top_p,
             "stop": list(self.prompt.stop),
             "logprobs": 1,
-            "seed": o.seed,
+            "seed": self.seed,
         }
         if o.beam:
             body["use_beam_search"] = True  # vLLM's server extension; others ignore it

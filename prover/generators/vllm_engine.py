@@ -19,7 +19,7 @@ from search.best_first import Suggestion
 
 class VLLMGenerator(ModelGenerator):
     def __init__(self, model: str, prompt: Prompt, language: str, options: GeneratorOptions) -> None:
-        super().__init__(prompt, language)
+        super().__init__(prompt, language, seed=options.seed)
         self.model_name = model
         self.options = options
         self._llm: Any = None
@@ -36,7 +36,7 @@ class VLLMGenerator(ModelGenerator):
                     f"--generator vllm needs vLLM (and a CUDA GPU): pip install 'prover[vllm]' ({exc})"
                 ) from exc
             try:
-                self._llm = LLM(model=self.model_name, dtype=self.options.dtype or "auto", seed=self.options.seed)
+                self._llm = LLM(model=self.model_name, dtype=self.options.dtype or "auto", seed=self.seed)
             except Exception as exc:  # vLLM raises many types when a model cannot load
                 raise GeneratorSetupError(f"vLLM cannot load {self.model_name!r}: {exc}") from exc
 
@@ -67,7 +67,7 @@ class VLLMGenerator(ModelGenerator):
             max_tokens=o.max_new_tokens,
             stop=list(self.prompt.stop),
             logprobs=0,
-            seed=o.seed,
+            seed=self.seed,
         )
         outputs = self._llm.generate(prompts, params, use_tqdm=False)
         return [

@@ -121,7 +121,7 @@ async def test_record_and_graph():
     result = await search(env, FixedGenerator({"root": [("a", -0.5)], "A": [("b", -0.25)]}))
     record = result.to_record()
     assert record["tactics"] == ["a", "b"] and record["status"] == "proved" and record["nodes"] == 2
-    graph = result.tree.to_networkx()
+    graph = result.graph
     assert isinstance(graph, nx.DiGraph)
     tactics = sorted(d["tactic"] for _, _, d in graph.edges(data=True))
     assert tactics == ["a", "b"]

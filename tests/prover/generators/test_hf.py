@@ -91,3 +91,16 @@ def test_prove_with_missing_model_exits_2(tmp_path):
         str(tmp_path / "none"),
     )
     assert done.returncode == 2 and "cannot load model" in done.stderr
+
+
+def test_reseeding_makes_sampling_reproducible(tiny):
+    options = GeneratorOptions(generator="hf", model=str(tiny), temperature=1.0, max_new_tokens=6)
+    gen = HFGenerator(str(tiny), load_prompt("llemma", "lean4"), "lean4", options)
+    prompt = [gen.prompt.render("⊢ True")]
+
+    def sample(seed: int) -> list[str]:
+        gen.reseed(seed)
+        return [s.tactic for s in gen.complete_sync(prompt, 3)[0]]
+
+    assert sample(5) == sample(5)
+    assert sample(5) != sample(6)
