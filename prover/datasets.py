@@ -23,14 +23,16 @@ from envs.types import Language, Theorem
 log = logging.getLogger(__name__)
 
 MINIF2F_FILES = {
+    "informal": "minif2f_informal.jsonl",
     "lean4": "minif2f_lean4.jsonl",
     "lean4_llemma": "minif2f_lean4_llemma.jsonl",
     "lean4_deepseek": "minif2f_lean4_deepseek.jsonl",
     "isabelle": "minif2f_isabelle.jsonl",
 }
-INFORMAL_FILE = "minif2f_informal.jsonl"
 # The maintained Lean 4 port, pinned; its files are MiniF2F/{Valid,Test}/<name>.lean.
 LEAN4_ARCHIVE = "https://github.com/yangky11/miniF2F-lean4/archive/5746b7d6c47855ce1294bed87329618ff7f1bc31.tar.gz"
+# Isabelle statements and the informal statements/proofs (Draft, Sketch, Prove), pinned.
+FACEBOOK_ARCHIVE = "https://github.com/facebookresearch/miniF2F/archive/e4f113090ad82d64f8ce064d2f55b613a9b6bded.tar.gz"
 DEEPSEEK_JSONL = (
     "https://raw.githubusercontent.com/deepseek-ai/DeepSeek-Prover-V1.5/"
     "2c4ba9119eef74d0d611f494261b2c5bae98c69a/datasets/minif2f.jsonl"
@@ -150,6 +152,12 @@ def ensure_minif2f(variant: str, data: Path | None) -> Path:
             + "\n"
             for r in raw
         )
+    elif variant in ("isabelle", "informal"):
+        informal, isabelle = _facebook_from_archive(_download(FACEBOOK_ARCHIVE))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for kind, records in (("informal", informal), ("isabelle", isabelle)):
+            _write_jsonl(cache_dir() / MINIF2F_FILES[kind], records)
+        return path
     else:
         raise DatasetError(f"the {variant} variant is not downloaded automatically; pass --data DIR holding {name}")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -159,14 +167,61 @@ def ensure_minif2f(variant: str, data: Path | None) -> Path:
     return path
 
 
+def _write_jsonl(path: Path, records: list[dict]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    tmp.replace(path)
+
+
+_ISABELLE_PROOF_START = re.compile(r"\b(sorry|proof|by|using|unfolding|apply)\b")
+
+
+def _facebook_from_archive(data: bytes) -> tuple[list[dict], list[dict]]:
+    """(informal, isabelle) records from facebookresearch/miniF2F's archive."""
+    informal, isabelle = [], []
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        for member in tar.getmembers():
+            m = re.search(r"/(informal|isabelle)/(valid|test)/([^/]+)\.(json|thy)$", member.name)
+            if not m or not member.isfile():
+                continue
+            text = tar.extractfile(member).read().decode()  # type: ignore[union-attr]
+            name, split = m.group(3), m.group(2)
+            if m.group(1) == "informal":
+                raw = json.loads(text)
+                informal.append(
+                    {
+                        "name": name,
+                        "split": split,
+                        "informal_statement": raw.get("informal_statement", ""),
+                        "informal_proof": raw.get("informal_proof", ""),
+                    }
+                )
+                continue
+            start = re.search(rf"\b(theorem|lemma)\s+{re.escape(name)}\b", text)
+            if start is None:
+                continue
+            end = _ISABELLE_PROOF_START.search(text, start.end())
+            statement = text[start.start() : end.start() if end else len(text)].rstrip()
+            isabelle.append({"name": name, "split": split, "theory": text, "formal_statement": statement})
+    key = lambda r: (r["split"], r["name"])  # noqa: E731
+    return sorted(informal, key=key), sorted(isabelle, key=key)
+
+
 def read_jsonl_bytes(data: bytes) -> list[dict]:
     return [json.loads(line) for line in data.decode().splitlines() if line.strip()]
 
 
 def load_minif2f(variant: str = "lean4", split: str | None = None, data: Path | None = None) -> list[Theorem]:
+    if variant == "informal":
+        raise DatasetError("`informal` holds no formal statements; choose a Lean 4 or the Isabelle variant")
     path = ensure_minif2f(variant, data)
+    informal_path = path.parent / MINIF2F_FILES["informal"]
+    if data is None and not informal_path.is_file():
+        try:  # informal statements and proofs feed drafting; without them everything else still works
+            ensure_minif2f("informal", None)
+        except DatasetError as exc:
+            log.warning("no informal miniF2F data: %s", exc)
     informal: dict[str, dict] = {}
-    informal_path = path.parent / INFORMAL_FILE
     if informal_path.is_file():
         informal = {r["name"]: r for r in read_jsonl(informal_path)}
     language: Language = "isabelle" if variant == "isabelle" else "lean4"

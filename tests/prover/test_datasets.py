@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import urllib.error
 from pathlib import Path
 
@@ -70,21 +71,50 @@ def test_offline_download_says_to_use_data(monkeypatch, tmp_path):
         load_minif2f("lean4_llemma")
 
 
-def test_download_builds_jsonl_from_the_archive(monkeypatch, tmp_path):
+def tarball(files: dict[str, str]) -> bytes:
     import io
     import tarfile
 
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        text = b"import Mathlib\n\nopen Real\n\ntheorem mathd_x (a : \xe2\x84\x9d) (h : a = 1) : a = 1 := by\n  sorry\n"
-        info = tarfile.TarInfo("miniF2F-lean4-abc/MiniF2F/Test/mathd_x.lean")
-        info.size = len(text)
-        tar.addfile(info, io.BytesIO(text))
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_download_builds_jsonl_from_the_archives(monkeypatch, tmp_path):
+    source = "import Mathlib\n\nopen Real\n\ntheorem mathd_x (a : ℝ) (h : a = 1) : a = 1 := by\n  sorry\n"
+    lean = tarball({"miniF2F-lean4-abc/MiniF2F/Test/mathd_x.lean": source})
+    facebook = tarball(
+        {
+            "miniF2F-e4f/informal/test/mathd_x.json": json.dumps(
+                {"problem_name": "mathd_x", "informal_statement": "Show a = 1.", "informal_proof": "By h."}
+            ),
+            "miniF2F-e4f/isabelle/test/mathd_x.thy": "theory mathd_x imports Main begin\n"
+            'theorem mathd_x:\n  fixes a :: real\n  assumes "a = 1"\n'
+            '  shows "a = 1"\n  using assms by simp\nend\n',
+        }
+    )
+    fetched = []
+
+    def download(url):
+        fetched.append(url)
+        return lean if "miniF2F-lean4" in url else facebook
+
     monkeypatch.setenv("PROVER_CACHE", str(tmp_path))
-    monkeypatch.setattr(datasets, "_download", lambda url: buf.getvalue())
+    monkeypatch.setattr(datasets, "_download", download)
     [t] = load_minif2f("lean4")
     assert t.name == "mathd_x" and t.split == "test" and t.header == "import Mathlib\n\nopen Real\n\n"
     assert t.statement == "theorem mathd_x (a : ℝ) (h : a = 1) : a = 1 :="
+    assert t.informal_statement == "Show a = 1." and t.informal_proof == "By h."
+    [isa] = load_minif2f("isabelle")
+    assert isa.language == "isabelle" and isa.statement.startswith("theorem mathd_x:")
+    assert isa.statement.endswith('shows "a = 1"') and isa.header.startswith("theory mathd_x")
+    load_minif2f("lean4")
+    assert len(fetched) == 2  # cached after the first download
     assert (tmp_path / "minif2f" / "minif2f_lean4.jsonl").is_file()
 
 
