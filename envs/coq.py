@@ -57,7 +57,7 @@ class CoqConfig:
     cmd: tuple[str, ...] = ("coqidetop.opt", "-main-channel", "stdfds")
     coqc: str = "coqc"
     processes: int = 1
-    max_restarts: int = 50
+    max_restarts: int = 20  # in a row, without a successful call between them
     start_timeout: float = 120.0
     verify_timeout: float = 300.0
     allowed_axioms: frozenset[str] = STANDARD_AXIOMS

@@ -259,7 +259,7 @@ class LeanReplConfig:
     workspace: Path | None = None
     processes: int = 1
     memory_limit_mb: int | None = None
-    max_restarts: int = 50
+    max_restarts: int = 20  # in a row, without a successful call between them
     header_cache_size: int = 8
     header_timeout: float = 600.0
     start_timeout: float = 300.0

@@ -7,7 +7,8 @@ Recovery lives here, in one place:
 - a tactic that times out kills the process; the result is `TimedOut` and the slot restarts;
 - a process that dies is restarted and the tactic retried once; twice is a `Failed`;
 - a process that dies again right after starting is a setup error;
-- more than `max_restarts` restarts is an `EnvError`.
+- more than `max_restarts` restarts in a row, with no successful call between them (a crash
+  loop), is an `EnvError`; `restarts` counts them all, for budgets.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class ProcessPool(Generic[S]):
         self._slots = slots
         self.max_restarts = max_restarts
         self.restarts = 0
+        self._in_a_row = 0  # restarts since the last successful call
 
     # ---- backend hooks
 
@@ -81,14 +83,17 @@ class ProcessPool(Generic[S]):
 
     async def _restart(self, slot: S, why: str) -> None:
         self.restarts += 1
+        self._in_a_row += 1
         log.info("restarting %s %d: %s", self.name, slot.index, why)
         if slot.process is not None:
             await slot.process.kill()
         slot.process = None
         slot.generation += 1
         slot.reset()
-        if self.restarts > self.max_restarts:
-            raise EnvError(f"the {self.name} was restarted more than {self.max_restarts} times; last: {why}")
+        if self._in_a_row > self.max_restarts:
+            raise EnvError(
+                f"the {self.name} was restarted more than {self.max_restarts} times in a row; last: {why}"
+            )
 
     async def start(self, theorem: Theorem) -> ProofState:
         slot = min(self._slots, key=lambda s: (s.assigned, s.index))
@@ -104,6 +109,7 @@ class ProcessPool(Generic[S]):
                     raise EnvSetupError(
                         f"the {self.name} exits right after starting: {again}. {self.setup_hint}"
                     ) from again
+        self._in_a_row = 0
         return ProofState(goals, Handle(slot.index, slot.generation, ref, theorem, ()))
 
     async def run_tactic(self, state: ProofState, tactic: str, timeout: float) -> TacticResult:
@@ -117,7 +123,9 @@ class ProcessPool(Generic[S]):
         async with slot.lock:
             for attempt in (1, 2):
                 try:
-                    return await self._step(slot, handle, tactic, timeout)
+                    result = await self._step(slot, handle, tactic, timeout)
+                    self._in_a_row = 0
+                    return result
                 except asyncio.TimeoutError:
                     await self._restart(slot, f"tactic timed out after {timeout:g}s")
                     return TimedOut(timeout)

@@ -197,6 +197,15 @@ async def test_restarts_are_bounded(make_repl):
         await env.run_tactic(root, "hang", 0.3)
 
 
+async def test_restarts_between_successes_are_not_a_crash_loop(make_repl):
+    env = make_repl("--hang-on", "hang", max_restarts=1)
+    root = await env.start(AND)
+    for _ in range(3):
+        assert isinstance(await env.run_tactic(root, "hang", 0.3), TimedOut)
+        assert isinstance(await env.run_tactic(root, "apply And.intro", 5), Progress)
+    assert env.restarts == 3
+
+
 async def test_pool_spreads_theorems_over_processes(make_repl, tmp_path):
     import asyncio
 
