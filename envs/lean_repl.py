@@ -354,10 +354,10 @@ class LeanRepl(ProcessPool[_Slot]):
         """The env id of `header` in this slot's process, elaborating it at most once."""
         if not header.strip():
             return None
+        child = await self._ensure_process(slot)  # first: a restart here forgets the cached envs
         if header in slot.header_envs:
             slot.header_envs.move_to_end(header)
             return slot.header_envs[header]
-        child = await self._ensure_process(slot)
         env: int | None = None
         pickle = self._pickles.get(header)
         if pickle is not None and pickle.exists():
