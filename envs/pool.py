@@ -79,6 +79,10 @@ class ProcessPool(Generic[S]):
         """Run `tactic` from `handle`'s state (replaying its path if needed)."""
         raise NotImplementedError
 
+    async def _ensure_process(self, slot: S) -> ChildProcess:
+        """The slot's live process, (re)starting it first if needed."""
+        raise NotImplementedError
+
     # ---- shared machinery
 
     async def _restart(self, slot: S, why: str) -> None:
@@ -123,6 +127,8 @@ class ProcessPool(Generic[S]):
         async with slot.lock:
             for attempt in (1, 2):
                 try:
+                    # a process that died since the last call is restarted before ids are trusted
+                    await self._ensure_process(slot)
                     result = await self._step(slot, handle, tactic, timeout)
                     self._in_a_row = 0
                     return result

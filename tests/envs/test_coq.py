@@ -87,6 +87,15 @@ async def test_timeout_kills_restarts_and_replays():
         await env.close()
 
 
+async def test_a_killed_coqidetop_is_restarted_and_states_replayed(coq):
+    root = await coq.start(ADD)
+    step = await coq.run_tactic(root, "intros n", 10)
+    coq._slots[0].process.proc.kill()
+    await coq._slots[0].process.proc.wait()
+    assert isinstance(await coq.run_tactic(step.state, "lia", 10), Proved)
+    assert coq.restarts == 1
+
+
 async def test_verify_with_fresh_coqc(coq):
     assert (await coq.verify(ADD, ["intros n", "lia"])).accepted
     short = await coq.verify(ADD, ["intros n"])

@@ -178,6 +178,20 @@ async def test_crash_is_recovered_by_restart(make_repl):
     assert isinstance(after, Progress)
 
 
+async def test_a_process_killed_between_calls_is_restarted_and_states_replayed(make_repl):
+    import os
+    import signal
+
+    env = make_repl()
+    root = await env.start(AND)
+    step = await env.run_tactic(root, "apply And.intro", 5)
+    os.killpg(env._slots[0].process.proc.pid, signal.SIGKILL)
+    await env._slots[0].process.proc.wait()
+    after = await env.run_tactic(step.state, "exact h1.left", 5)
+    assert isinstance(after, Progress) and after.state.goals[0].endswith("⊢ r")
+    assert env.restarts == 1
+
+
 async def test_memory_cap_restarts_the_process(make_repl):
     env = make_repl("--bloat-on", "exact h1.left", memory_limit_mb=150)
     root = await env.start(AND)
