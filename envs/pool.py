@@ -95,9 +95,7 @@ class ProcessPool(Generic[S]):
         slot.generation += 1
         slot.reset()
         if self._in_a_row > self.max_restarts:
-            raise EnvError(
-                f"the {self.name} was restarted more than {self.max_restarts} times in a row; last: {why}"
-            )
+            raise EnvError(f"the {self.name} was restarted more than {self.max_restarts} times in a row; last: {why}")
 
     async def start(self, theorem: Theorem) -> ProofState:
         slot = min(self._slots, key=lambda s: (s.assigned, s.index))

@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from pathlib import Path
 from typing import Any
 
 from envs.types import Failed, Progress, ProofState, Proved, Theorem, TimedOut
 from prover.cli import ProveConfig, UsageError
 from prover.datasets import read_jsonl
+from prover.options import to_jsonable
 
 
 def normalize(tactic: str) -> str:
@@ -55,7 +57,9 @@ async def _run(
     try:
         todo = [(i, s) for i, s in enumerate(steps) if i not in done]
         for i, step in tqdm(todo, unit="step", disable=None):
+            started = time.monotonic()
             suggestions = (await generator.generate([ProofState((step["state"],))], k))[0]
+            model_s = time.monotonic() - started
             tactics = [s.tactic for s in suggestions]
             truth = normalize(step["tactic"])
             record: dict[str, Any] = {
@@ -64,10 +68,12 @@ async def _run(
                 "suggestions": tactics,
                 "top1": bool(tactics) and normalize(tactics[0]) == truth,
                 "topk": any(normalize(t) == truth for t in tactics[:k]),
+                "model_s": round(model_s, 3),
             }
             if env is not None and "theorem" in step:
-                accepted = await _accepts(env, step, tactics, config.search.tactic_timeout, language)
-                record["accepted"] = accepted
+                started = time.monotonic()
+                record["accepted"] = await _accepts(env, step, tactics, config.search.tactic_timeout, language)
+                record["env_s"] = round(time.monotonic() - started, 3)
             results.append(record)
             if sink:
                 sink.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -103,6 +109,8 @@ def run_tactic_eval(config: ProveConfig, path: Path, options: Any, k: int, check
     previous: list[dict[str, Any]] = []
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
+        resolved = {**to_jsonable(config), "steps": str(path), "top_k": k, "check": check}
+        (out / "tactic_config.json").write_text(json.dumps(resolved, indent=2, ensure_ascii=False) + "\n")
         if (out / "tactic_results.jsonl").exists():
             previous = read_jsonl(out / "tactic_results.jsonl")
     done = {r["index"] for r in previous}

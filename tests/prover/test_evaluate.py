@@ -238,3 +238,6 @@ def test_tactic_prediction_eval(tmp_path):
     assert summary["checked_steps"] == 3 and 0 < summary["accept_rate"] < 1 and summary["any_accepted"] == 1.0
     rows = [json.loads(line) for line in (out / "tactic_results.jsonl").read_text().splitlines()]
     assert [r["topk"] for r in rows] == [True, True, False]
+    assert all("model_s" in r and "env_s" in r for r in rows)
+    config = json.loads((out / "tactic_config.json").read_text())
+    assert config["top_k"] == 25 and config["check"] is True and config["env"]["env"] == "coq"
