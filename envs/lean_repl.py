@@ -202,6 +202,28 @@ def declared_name(statement: str) -> tuple[str, str]:
     return statement, m.group(2)
 
 
+_SCOPE_RE = re.compile(r"^\s*(namespace|section|end)\b[ \t]*([^\s-]*)", re.M)
+
+
+def file_declarations(text: str) -> list[tuple[str, int]]:
+    """(fully qualified name, 1-based line) of each theorem/lemma, following `namespace ... end`."""
+    events = [(m.start(), "scope", m) for m in _SCOPE_RE.finditer(text)]
+    events += [(m.start(), "decl", m) for m in _DECL_RE.finditer(text) if m.group(1) != "example"]
+    scopes: list[tuple[str, str]] = []  # (kind, name) of the open namespaces and sections
+    out = []
+    for start, kind, m in sorted(events, key=lambda e: e[0]):
+        if kind == "decl":
+            prefix = [part for k, name in scopes if k == "namespace" for part in name.split(".")]
+            name = m.group(2).removeprefix("_root_.")
+            qualified = name if m.group(2).startswith("_root_.") else ".".join([*prefix, name])
+            out.append((qualified, text.count("\n", 0, start) + 1))
+        elif m.group(1) in ("namespace", "section"):
+            scopes.append((m.group(1), m.group(2)))
+        elif scopes:
+            scopes.pop()
+    return out
+
+
 _AXIOMS_RE = re.compile(r"'(?P<name>[^']+)' depends on axioms: \[(?P<axioms>[^\]]*)\]")
 _NO_AXIOMS_RE = re.compile(r"'(?P<name>[^']+)' does not depend on any axioms")
 
@@ -475,9 +497,7 @@ class LeanRepl(ProcessPool[_Slot]):
 
     async def check_file(self, text: str) -> list[TheoremCheck]:
         """Every theorem of a whole file, elaborated once in a fresh process."""
-        decls = [
-            (m.group(2), text.count("\n", 0, m.start()) + 1) for m in _DECL_RE.finditer(text) if m.group(1) != "example"
-        ]
+        decls = file_declarations(text)
         checked = await self.check_source("", text, [name for name, _ in decls])
         out = []
         for i, (name, line) in enumerate(decls):

@@ -279,3 +279,14 @@ def test_command_reply_errors_property():
         {"env": 3, "messages": [{"severity": "error", "pos": {"line": 1, "column": 0}, "data": "unknown identifier"}]}
     )
     assert isinstance(reply, CommandReply) and reply.errors[0].data == "unknown identifier"
+
+
+def test_file_declarations_follow_namespaces():
+    from envs.lean_repl import file_declarations
+
+    text = (
+        "import Mathlib\nnamespace Foo.Bar\ntheorem a : True := trivial\nsection S\nlemma b : True := trivial\n"
+        "end S\nend Foo.Bar\ntheorem c : True := trivial\nnamespace X\ntheorem _root_.d : True := trivial\n"
+        "example : True := trivial\nend X\n"
+    )
+    assert file_declarations(text) == [("Foo.Bar.a", 3), ("Foo.Bar.b", 5), ("c", 8), ("d", 10)]
