@@ -58,16 +58,21 @@ class HFGenerator(ModelGenerator):
             dtype = getattr(torch, dtype_name, None)
             if not isinstance(dtype, torch.dtype):
                 raise GeneratorSetupError(f"unknown --dtype {dtype_name!r}")
+            # a model larger than one GPU (Llemma 34B in bf16) is split over all of them by accelerate
+            sharded = device == "cuda" and not self.options.device and torch.cuda.device_count() > 1
+            extra = {"device_map": "auto"} if sharded else {}
             try:
                 tokenizer = AutoTokenizer.from_pretrained(self.model_name)
-                model = AutoModelForCausalLM.from_pretrained(self.model_name, **_dtype_kwarg(dtype))
-            except (OSError, ValueError) as exc:
+                model = AutoModelForCausalLM.from_pretrained(self.model_name, **_dtype_kwarg(dtype), **extra)
+            except (OSError, ValueError, ImportError) as exc:
                 raise GeneratorSetupError(f"cannot load model {self.model_name!r}: {exc}") from exc
             if tokenizer.pad_token_id is None:
                 tokenizer.pad_token = tokenizer.eos_token
             tokenizer.padding_side = "left"
             tokenizer.truncation_side = "left"
-            model.to(device).eval()  # type: ignore[arg-type]
+            if not sharded:
+                model.to(device)  # type: ignore[arg-type]
+            model.eval()
             torch.manual_seed(self.seed)
             self._torch, self._model, self._tokenizer, self._device = torch, model, tokenizer, device
             log.info("loaded %s on %s (%s)", self.model_name, device, dtype_name)
@@ -85,7 +90,7 @@ class HFGenerator(ModelGenerator):
         torch, model, tok = self._torch, self._model, self._tokenizer
         context = getattr(model.config, "max_position_embeddings", 4096)
         limit = max(16, context - self.options.max_new_tokens)
-        enc = tok(prompts, return_tensors="pt", padding=True, truncation=True, max_length=limit).to(self._device)
+        enc = tok(prompts, return_tensors="pt", padding=True, truncation=True, max_length=limit).to(model.device)
         beam = self.options.beam or self.options.temperature <= 0
         kwargs: dict[str, Any] = {
             "max_new_tokens": self.options.max_new_tokens,
