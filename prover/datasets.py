@@ -15,7 +15,7 @@ import re
 import tarfile
 import urllib.error
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from envs.types import Language, Theorem
@@ -100,24 +100,27 @@ def _download(url: str) -> bytes:
         ) from exc
 
 
-def _lean4_from_archive(data: bytes) -> list[dict]:
-    records = []
+def _archive_texts(data: bytes, pattern: str) -> Iterator[tuple[re.Match[str], str]]:
+    """(match of `pattern` on the member's path, its text) for each file of a .tar.gz that matches."""
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
         for member in tar.getmembers():
-            m = re.search(r"MiniF2F/(Valid|Test)/([^/]+)\.lean$", member.name)
-            if not m or not member.isfile():
-                continue
-            text = tar.extractfile(member).read().decode()  # type: ignore[union-attr]
-            header, statement = split_lean_source(text, None)
-            records.append(
-                {
-                    "name": m.group(2).lower(),
-                    "split": m.group(1).lower(),
-                    "header": header,
-                    "formal_statement": statement,
-                }
-            )
+            m = re.search(pattern, member.name)
+            if m and member.isfile():
+                yield m, tar.extractfile(member).read().decode()  # type: ignore[union-attr]
+
+
+def _by_split_and_name(records: list[dict]) -> list[dict]:
     return sorted(records, key=lambda r: (r["split"], r["name"]))
+
+
+def _lean4_from_archive(data: bytes) -> list[dict]:
+    records = []
+    for m, text in _archive_texts(data, r"MiniF2F/(Valid|Test)/([^/]+)\.lean$"):
+        header, statement = split_lean_source(text, None)
+        records.append(
+            {"name": m.group(2).lower(), "split": m.group(1).lower(), "header": header, "formal_statement": statement}
+        )
+    return _by_split_and_name(records)
 
 
 def ensure_minif2f(variant: str, data: Path | None) -> Path:
@@ -134,36 +137,22 @@ def ensure_minif2f(variant: str, data: Path | None) -> Path:
     if path.is_file():
         return path
     log.info("downloading miniF2F (%s) into %s", variant, path.parent)
+    path.parent.mkdir(parents=True, exist_ok=True)
     if variant == "lean4":
-        records = _lean4_from_archive(_download(LEAN4_ARCHIVE))
-        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+        _write_jsonl(path, _lean4_from_archive(_download(LEAN4_ARCHIVE)))
     elif variant == "lean4_deepseek":
-        raw = read_jsonl_bytes(_download(DEEPSEEK_JSONL))
-        text = "".join(
-            json.dumps(
-                {
-                    "name": r["name"],
-                    "split": r["split"],
-                    "header": r["header"],
-                    "formal_statement": r["formal_statement"].rstrip().removesuffix("by").rstrip(),
-                },
-                ensure_ascii=False,
-            )
-            + "\n"
-            for r in raw
-        )
+        records = [
+            {"name": r["name"], "split": r["split"], "header": r["header"],
+             "formal_statement": r["formal_statement"].rstrip().removesuffix("by").rstrip()}
+            for r in read_jsonl_bytes(_download(DEEPSEEK_JSONL))
+        ]  # fmt: skip
+        _write_jsonl(path, records)
     elif variant in ("isabelle", "informal"):
         informal, isabelle = _facebook_from_archive(_download(FACEBOOK_ARCHIVE))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        for kind, records in (("informal", informal), ("isabelle", isabelle)):
-            _write_jsonl(cache_dir() / MINIF2F_FILES[kind], records)
-        return path
+        _write_jsonl(cache_dir() / MINIF2F_FILES["informal"], informal)
+        _write_jsonl(cache_dir() / MINIF2F_FILES["isabelle"], isabelle)
     else:
         raise DatasetError(f"the {variant} variant is not downloaded automatically; pass --data DIR holding {name}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
     return path
 
 
@@ -179,32 +168,22 @@ _ISABELLE_PROOF_START = re.compile(r"\b(sorry|proof|by|using|unfolding|apply)\b"
 def _facebook_from_archive(data: bytes) -> tuple[list[dict], list[dict]]:
     """(informal, isabelle) records from facebookresearch/miniF2F's archive."""
     informal, isabelle = [], []
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
-        for member in tar.getmembers():
-            m = re.search(r"/(informal|isabelle)/(valid|test)/([^/]+)\.(json|thy)$", member.name)
-            if not m or not member.isfile():
-                continue
-            text = tar.extractfile(member).read().decode()  # type: ignore[union-attr]
-            name, split = m.group(3), m.group(2)
-            if m.group(1) == "informal":
-                raw = json.loads(text)
-                informal.append(
-                    {
-                        "name": name,
-                        "split": split,
-                        "informal_statement": raw.get("informal_statement", ""),
-                        "informal_proof": raw.get("informal_proof", ""),
-                    }
-                )
-                continue
-            start = re.search(rf"\b(theorem|lemma)\s+{re.escape(name)}\b", text)
-            if start is None:
-                continue
-            end = _ISABELLE_PROOF_START.search(text, start.end())
-            statement = text[start.start() : end.start() if end else len(text)].rstrip()
-            isabelle.append({"name": name, "split": split, "theory": text, "formal_statement": statement})
-    key = lambda r: (r["split"], r["name"])  # noqa: E731
-    return sorted(informal, key=key), sorted(isabelle, key=key)
+    for m, text in _archive_texts(data, r"/(informal|isabelle)/(valid|test)/([^/]+)\.(json|thy)$"):
+        name, split = m.group(3), m.group(2)
+        if m.group(1) == "informal":
+            raw = json.loads(text)
+            informal.append(
+                {"name": name, "split": split, "informal_statement": raw.get("informal_statement", ""),
+                 "informal_proof": raw.get("informal_proof", "")}
+            )  # fmt: skip
+            continue
+        start = re.search(rf"\b(theorem|lemma)\s+{re.escape(name)}\b", text)
+        if start is None:
+            continue
+        end = _ISABELLE_PROOF_START.search(text, start.end())
+        statement = text[start.start() : end.start() if end else len(text)].rstrip()
+        isabelle.append({"name": name, "split": split, "theory": text, "formal_statement": statement})
+    return _by_split_and_name(informal), _by_split_and_name(isabelle)
 
 
 def read_jsonl_bytes(data: bytes) -> list[dict]:
