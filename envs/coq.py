@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import shlex
 import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
@@ -62,10 +61,6 @@ class CoqConfig:
     verify_timeout: float = 300.0
     allowed_axioms: frozenset[str] = STANDARD_AXIOMS
     policy: TacticPolicy = field(default_factory=TacticPolicy)
-
-    @staticmethod
-    def parse_cmd(text: str) -> tuple[str, ...]:
-        return tuple(shlex.split(text))
 
 
 # --------------------------------------------------------------------------- XML

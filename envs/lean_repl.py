@@ -22,7 +22,6 @@ import hashlib
 import json
 import logging
 import re
-import shlex
 import tempfile
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -287,10 +286,6 @@ class LeanReplConfig:
     start_timeout: float = 300.0
     pickle_headers: bool = True
     policy: TacticPolicy = field(default_factory=TacticPolicy)
-
-    @staticmethod
-    def parse_cmd(text: str) -> tuple[str, ...]:
-        return tuple(shlex.split(text))
 
 
 class _Slot(Slot):

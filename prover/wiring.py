@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 from pathlib import Path
 
 from envs.coq import CoqConfig, CoqIde
@@ -30,10 +31,10 @@ def env_language(options: EnvOptions) -> Language:
 def make_env(options: EnvOptions) -> ProofEnv:
     policy = TacticPolicy(allow_native_decide=options.allow_native_decide)
     if options.env == "coq":
-        return CoqIde(CoqConfig(cmd=CoqConfig.parse_cmd(options.coq_cmd), processes=options.processes, policy=policy))
+        return CoqIde(CoqConfig(cmd=tuple(shlex.split(options.coq_cmd)), processes=options.processes, policy=policy))
     workspace = options.workspace
     if options.repl_cmd:
-        cmd = LeanReplConfig.parse_cmd(options.repl_cmd)
+        cmd = tuple(shlex.split(options.repl_cmd))
     else:
         cmd = ("lake", "exe", "repl")
         workspace = workspace or default_workspace()
