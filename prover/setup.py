@@ -13,6 +13,7 @@ import argparse
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from envs.types import EnvSetupError
@@ -35,17 +36,22 @@ def _run(argv: list[str], cwd: Path, what: str) -> str:
     return done.stdout
 
 
-def setup_lean(workspace: Path) -> None:
+def workspace_template(name: str) -> Path:
+    """`lakefile.lean` / `lean-toolchain`: in the checkout, or where an installed wheel put them."""
     from prover.wiring import PROJECT_ROOT
 
+    for place in (PROJECT_ROOT, Path(sys.prefix) / "share" / "prover"):
+        if (place / name).is_file():
+            return place / name
+    raise EnvSetupError(f"{name} is missing from this install: reinstall the package or pass --workspace")
+
+
+def setup_lean(workspace: Path) -> None:
     workspace.mkdir(parents=True, exist_ok=True)
     for name in ("lakefile.lean", "lean-toolchain"):
         target = workspace / name
         if not target.exists():
-            source = PROJECT_ROOT / name
-            if not source.exists():
-                raise EnvSetupError(f"{name} is missing: run from a checkout of the project or pass --workspace")
-            shutil.copyfile(source, target)
+            shutil.copyfile(workspace_template(name), target)
     for tool in ("elan", "lake"):
         if shutil.which(tool) is None:
             raise EnvSetupError(f"`{tool}` was not found on PATH; {ELAN_HINT}")

@@ -53,3 +53,18 @@ def test_lean_workspace_pins_one_release():
     version = toolchain.split(":")[1]
     lakefile = (PROJECT_ROOT / "lakefile.lean").read_text()
     assert f'mathlib4" @ "{version}"' in lakefile and f'repl" @ "{version}"' in lakefile
+
+
+def test_an_installed_wheel_finds_the_workspace_files(monkeypatch, tmp_path):
+    import sys
+
+    from prover import setup, wiring
+
+    share = tmp_path / "prefix" / "share" / "prover"
+    share.mkdir(parents=True)
+    (share / "lakefile.lean").write_text("-- lakefile")
+    monkeypatch.setattr(wiring, "PROJECT_ROOT", tmp_path / "site-packages")
+    monkeypatch.setattr(sys, "prefix", str(tmp_path / "prefix"))
+    assert setup.workspace_template("lakefile.lean") == share / "lakefile.lean"
+    with pytest.raises(Exception, match="missing from this install"):
+        setup.workspace_template("lean-toolchain")
