@@ -191,7 +191,7 @@ def main() -> None:
             if tactic in args.exit_on:
                 sys.exit(1)
             if tactic in args.bloat_on:
-                ballast.append(bytearray(200 * 1024 * 1024))
+                ballast.append(b"\x01" * (200 * 1024 * 1024))  # written, so resident
             response = replay.tactic(tactic, request["proofState"])
         elif "cmd" in request:
             response = replay.command(request["cmd"], request.get("env"))
