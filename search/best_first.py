@@ -155,9 +155,23 @@ class SearchProgress:
 
 
 class _Clock:
-    def __init__(self) -> None:
+    """Time spent in the model and in the proof assistant, and the restarts this search caused."""
+
+    def __init__(self, env: Any) -> None:
         self.model = 0.0
         self.env = 0.0
+        self.restarts = 0
+        self._env = env
+        self._mark = (0.0, 0)
+
+    def env_begin(self) -> None:
+        self._mark = (time.monotonic(), getattr(self._env, "restarts", 0))
+
+    def env_end(self) -> None:
+        # counted around this search's own calls, so a shared env's other searches do not spend its budget
+        started, restarts = self._mark
+        self.env += time.monotonic() - started
+        self.restarts += getattr(self._env, "restarts", 0) - restarts
 
 
 async def best_first_search(
@@ -170,8 +184,7 @@ async def best_first_search(
 ) -> SearchResult:
     started = time.monotonic()
     deadline = started + budget.time_limit
-    clock = _Clock()
-    restarts_before = getattr(env, "restarts", 0)
+    clock = _Clock(env)
     scorer = SCORERS[config.scorer]
 
     def finish(status: Status, reason: str, tree: SearchTree | None = None, **extra: Any) -> SearchResult:
@@ -182,20 +195,20 @@ async def best_first_search(
             model_s=clock.model,
             env_s=clock.env,
             wall_s=time.monotonic() - started,
-            restarts=getattr(env, "restarts", 0) - restarts_before,
+            restarts=clock.restarts,
             tree=tree,
             **extra,
         )
 
-    t = time.monotonic()
+    clock.env_begin()
     try:
         root = await env.start(theorem)
     except EnvSetupError:
         raise
     except EnvError as exc:
-        clock.env += time.monotonic() - t
+        clock.env_end()
         return finish("error", "start_error", error=str(exc))
-    clock.env += time.monotonic() - t
+    clock.env_end()
 
     tree = SearchTree(root)
     counter = itertools.count()
@@ -212,7 +225,7 @@ async def best_first_search(
         if time.monotonic() >= deadline:
             stop_reason = "time_limit"
             break
-        if getattr(env, "restarts", 0) - restarts_before > budget.max_restarts:
+        if clock.restarts > budget.max_restarts:
             stop_reason = "env_restarts"
             break
         batch: list[Node] = []
@@ -235,13 +248,13 @@ async def best_first_search(
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or tree.proved:
                     break
-                t = time.monotonic()
+                clock.env_begin()
                 try:
                     result = await env.run_tactic(node.state, s.tactic, min(budget.tactic_timeout, remaining))
                 except EnvSetupError:
                     raise
                 except EnvError as exc:
-                    clock.env += time.monotonic() - t
+                    clock.env_end()
                     tree.propagate(node)
                     return finish(
                         "error",
@@ -253,7 +266,7 @@ async def best_first_search(
                         verification_failures=verification_failures,
                         error=str(exc),
                     )
-                clock.env += time.monotonic() - t
+                clock.env_end()
                 tactic_calls += 1
                 tried += 1
                 if isinstance(result, Progress):
@@ -263,9 +276,9 @@ async def best_first_search(
                         heapq.heappush(frontier, (-score, next(counter), child.id))
                 elif isinstance(result, Proved):
                     candidate = [e.tactic for e in tree.path_to(node)] + [s.tactic]
-                    t = time.monotonic()
+                    clock.env_begin()
                     check = await env.verify(theorem, candidate)
-                    clock.env += time.monotonic() - t
+                    clock.env_end()
                     verdict = check
                     if check.accepted:
                         tree.add_edge(node, s.tactic, s.logprob, Outcome.PROVED, message=result.detail)

@@ -42,6 +42,7 @@ class ScriptedEnv:
         if nxt == QED:
             return Proved("Completed")
         if nxt == "timeout":
+            self.restarts += 1  # as the real backends do: a timeout kills and restarts the process
             return TimedOut(timeout)
         return Progress(ProofState((nxt,), (*state.handle, tactic)))
 

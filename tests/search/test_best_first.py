@@ -166,3 +166,17 @@ async def test_the_first_verified_proof_ends_the_expansion():
     assert result.proof == ["first"] and env.verified == [("first",)]
     assert [t for _, t in env.calls] == ["first"]
     assert result.tactic_calls == 1
+
+
+async def test_restart_budget_is_a_stop_reason():
+    graph = {
+        "root": {f"slow{i}": "timeout" for i in range(5)} | {"step": "a"},
+        "a": {f"slow{i}": "timeout" for i in range(5)},
+    }
+    env = ScriptedEnv(graph)
+    gen = FixedGenerator(
+        {"root": [("step", 0.0)] + [(f"slow{i}", -1.0) for i in range(5)]},
+        default=[(f"slow{i}", -1.0) for i in range(5)],
+    )
+    result = await search(env, gen, Budget(max_restarts=2))
+    assert result.stop_reason == "env_restarts" and result.restarts > 2 and result.status == "failed"
