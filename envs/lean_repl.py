@@ -439,8 +439,8 @@ class LeanRepl(ProcessPool[_Slot]):
         return check_lean_tactic(tactic, self.config.policy)
 
     async def _open(self, slot: _Slot, theorem: Theorem) -> tuple[int, tuple[str, ...]]:
+        # no memory check here: a restart now would orphan the id; the next step checks
         ps, goal = await self._start_in(slot, theorem)
-        await self._check_memory(slot)
         return ps, (goal,)
 
     async def _resolve(self, slot: _Slot, handle: Handle, timeout: float) -> int:

@@ -19,7 +19,16 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from envs.process import ChildProcess, ProcessDied
-from envs.types import EnvError, EnvSetupError, Failed, ProofState, TacticResult, Theorem, TimedOut
+from envs.types import (
+    EnvError,
+    EnvSetupError,
+    Failed,
+    ProofState,
+    TacticResult,
+    Theorem,
+    TheoremStartError,
+    TimedOut,
+)
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +120,9 @@ class ProcessPool(Generic[S]):
                     raise EnvSetupError(
                         f"the {self.name} exits right after starting: {again}. {self.setup_hint}"
                     ) from again
+                except asyncio.TimeoutError as again:
+                    await self._restart(slot, f"starting {theorem.name} timed out twice")
+                    raise TheoremStartError(f"{theorem.name}: the {self.name} did not start it in time") from again
         self._in_a_row = 0
         return ProofState(goals, Handle(slot.index, slot.generation, ref, theorem, ()))
 

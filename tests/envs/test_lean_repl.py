@@ -259,6 +259,13 @@ async def test_verify_checks_in_a_fresh_process_as_a_command(make_repl, tmp_path
     assert cmds[2] == "#print axioms complex_and"
 
 
+async def test_a_statement_that_never_elaborates_is_a_start_error_not_a_hang(make_repl):
+    env = make_repl("--hang-on-cmd", "complex_and", start_timeout=0.5)
+    with pytest.raises(TheoremStartError, match="did not start it in time"):
+        await env.start(AND)
+    assert env.restarts == 2
+
+
 async def test_statement_that_does_not_elaborate_is_a_start_error(make_repl):
     env = make_repl()
     with pytest.raises(TheoremStartError, match="does not elaborate"):
