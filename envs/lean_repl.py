@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from envs.pool import Handle, ProcessPool, Slot
-from envs.process import ChildProcess
+from envs.process import ChildProcess, ProcessDied
 from envs.tactic_guard import TacticPolicy, check_lean_tactic
 from envs.types import (
     EnvError,
@@ -527,6 +527,8 @@ class LeanRepl(ProcessPool[_Slot]):
             return SourceCheck(reply.messages, axioms, sorries=bool(reply.sorries))
         except asyncio.TimeoutError:
             return SourceCheck(error="the check timed out")
+        except ProcessDied as exc:  # nothing is accepted from a checker that died
+            return SourceCheck(error=f"the checking REPL crashed: {exc}")
         finally:
             await child.kill()
 
