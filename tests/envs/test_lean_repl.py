@@ -246,6 +246,12 @@ async def test_verify_rejects_nonstandard_axioms_and_sorry(make_repl):
     assert not (await env.verify(AND, ["sorry"])).accepted
 
 
+async def test_a_crashing_checker_accepts_nothing(make_repl):
+    env = make_repl("--exit-on-cmd", "#print axioms")
+    verdict = await env.verify(AND, AND_PROOF)
+    assert not verdict.accepted and "crashed" in verdict.reason
+
+
 async def test_verify_checks_in_a_fresh_process_as_a_command(make_repl, tmp_path):
     log = tmp_path / "log.jsonl"
     env = make_repl("--log", str(log))

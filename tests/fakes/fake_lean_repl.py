@@ -15,7 +15,7 @@ What it synthesises (shapes all taken from the transcripts):
 - `#print axioms NAME` answers an info message; the axioms are `--axioms NAME=a,b`;
 - pickling writes a small JSON file.
 
-Test hooks: `--hang-on TACTIC`, `--hang-on-cmd TEXT`, `--exit-on TACTIC`, `--bloat-on TACTIC` (allocates
+Test hooks: `--hang-on TACTIC`, `--hang-on-cmd TEXT`, `--exit-on-cmd TEXT`, `--exit-on TACTIC`, `--bloat-on TACTIC` (allocates
 200 MiB), `--fail-start`, `--log FILE` (one JSON line per request).
 """
 
@@ -164,6 +164,7 @@ def main() -> None:
     )
     ap.add_argument("--hang-on", action="append", default=[])
     ap.add_argument("--hang-on-cmd", action="append", default=[], help="hang on commands containing this text")
+    ap.add_argument("--exit-on-cmd", action="append", default=[], help="exit on commands containing this text")
     ap.add_argument("--exit-on", action="append", default=[])
     ap.add_argument("--bloat-on", action="append", default=[])
     ap.add_argument("--axioms", action="append", default=[], help="NAME=ax1,ax2 (empty for none)")
@@ -197,6 +198,8 @@ def main() -> None:
         elif "cmd" in request:
             if any(text in request["cmd"] for text in args.hang_on_cmd):
                 time.sleep(3600)
+            if any(text in request["cmd"] for text in args.exit_on_cmd):
+                sys.exit(1)
             response = replay.command(request["cmd"], request.get("env"))
         elif "pickleTo" in request:
             Path(request["pickleTo"]).write_text(json.dumps(request))
