@@ -78,10 +78,25 @@ def test_prove_through_the_lean_repl_json(repl_cmd, and_tactics, tmp_path):
     assert any(d["tactic"] == "apply And.intro" for _, _, d in graph.edges(data=True))
 
 
-def test_prove_human_output(repl_cmd, and_tactics):
-    done = prover("prove", "--statement", AND_STATEMENT, "--repl-cmd", repl_cmd, "--tactics", str(and_tactics))
+def test_prove_human_output_and_json_tree(repl_cmd, and_tactics, tmp_path):
+    tree = tmp_path / "tree.json"
+    done = prover(
+        "prove",
+        "--statement",
+        AND_STATEMENT,
+        "--repl-cmd",
+        repl_cmd,
+        "--tactics",
+        str(and_tactics),
+        "--tree",
+        str(tree),
+    )
     assert done.returncode == 0
     assert "proved complex_and" in done.stdout and "  exact h1.right" in done.stdout
+    graph = json.loads(tree.read_text())
+    outcomes = {e["tactic"]: e["outcome"] for e in graph["edges"]}
+    assert outcomes["sorry"] == "failed" and outcomes["exact h1.right"] == "proved"
+    assert graph["nodes"][0]["status"] == "proved"
 
 
 def test_not_proved_exits_1(repl_cmd, tmp_path):
