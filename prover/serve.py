@@ -110,6 +110,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     generator = make_generator(generator_options, options.language)  # type: ignore[arg-type]
     if not hasattr(generator, "suggest"):
         raise ValueError(f"--generator {generator_options.generator} cannot serve suggestions")
+    load = getattr(generator, "load", None)
+    if load is not None:  # a model that cannot load should fail now, not on the editor's first request
+        load()
     app = build_app(cast(Suggester, generator), options.samples, generator_options.model or generator_options.generator)
     print(
         f"serving tactic suggestions on http://{options.host}:{options.port} (llmstep: POST /, "

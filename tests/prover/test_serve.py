@@ -109,3 +109,14 @@ def test_serve_command_answers_over_http():
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_serve_with_a_missing_model_fails_at_startup(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "prover.cli", "serve", "--generator", "hf", "--model", str(tmp_path / "none")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and "cannot load model" in done.stderr
