@@ -15,8 +15,8 @@ What it synthesises (shapes all taken from the transcripts):
 - `#print axioms NAME` answers an info message; the axioms are `--axioms NAME=a,b`;
 - pickling writes a small JSON file.
 
-Test hooks: `--hang-on TACTIC`, `--hang-on-cmd TEXT`, `--exit-on-cmd TEXT`, `--exit-on TACTIC`, `--bloat-on TACTIC` (allocates
-200 MiB), `--fail-start`, `--log FILE` (one JSON line per request).
+Test hooks: `--hang-on TACTIC`, `--hang-on-cmd TEXT`, `--exit-on TACTIC`, `--exit-on-cmd TEXT`,
+`--bloat-on TACTIC` (allocates 200 MiB), `--fail-start`, `--log FILE` (one JSON line per request).
 """
 
 from __future__ import annotations
