@@ -88,8 +88,8 @@ class ProcessPool(Generic[S]):
         """Run `tactic` from `handle`'s state (replaying its path if needed)."""
         raise NotImplementedError
 
-    async def _ensure_process(self, slot: S) -> ChildProcess:
-        """The slot's live process, (re)starting it first if needed."""
+    async def _ensure_process(self, slot: S) -> object:
+        """Make the slot's session live, (re)starting it first if needed."""
         raise NotImplementedError
 
     # ---- shared machinery

@@ -32,6 +32,7 @@ from prover.options import (
     add_options,
     resolve,
 )
+from prover.wiring import env_language
 from search.best_first import Budget, SearchConfig, SearchProgress, SearchResult
 
 log = logging.getLogger("prover")
@@ -80,13 +81,9 @@ def resolve_prove_config(args: argparse.Namespace) -> ProveConfig:
     )
 
 
-def language_of(config: ProveConfig) -> str:
-    return "coq" if config.env.env == "coq" else "lean4"
-
-
 def select_theorem(config: ProveConfig, name: str | None) -> Theorem:
     t = config.theorem
-    language = language_of(config)
+    language = env_language(config.env)
     if t.statement:
         return theorem_from_statement(t.statement, t.header, language)  # type: ignore[arg-type]
     if t.file:
@@ -98,9 +95,16 @@ def select_theorem(config: ProveConfig, name: str | None) -> Theorem:
         return theorem
     if not name:
         raise UsageError("give a theorem NAME from the benchmark, --file F --theorem NAME, or --statement")
-    if language != "lean4" or t.variant == "isabelle":
-        raise UsageError("miniF2F theorems need --env lean and a Lean 4 --variant")
-    return find_theorem(load_minif2f(t.variant, t.split, t.data), name)
+    return find_theorem(load_minif2f(minif2f_variant(config), t.split, t.data), name)
+
+
+def minif2f_variant(config: ProveConfig) -> str:
+    """The miniF2F variant the env can check: the Isabelle one for --env isabelle, a Lean one for lean."""
+    if config.env.env == "isabelle":
+        return "isabelle"
+    if config.env.env != "lean" or config.theorem.variant == "isabelle":
+        raise UsageError("miniF2F theorems need --env lean with a Lean 4 --variant, or --env isabelle")
+    return config.theorem.variant
 
 
 class ProgressLine:

@@ -289,9 +289,9 @@ def theorem_from_file(path: Path, name: str) -> Theorem:
 
 def theorem_from_statement(statement: str, header: str, language: Language) -> Theorem:
     pattern = (
-        r"(?:theorem|lemma|example)\s+([^\s:({\[]*)"
-        if language == "lean4"
-        else r"(?:Theorem|Lemma|Example|Corollary|Proposition|Fact|Remark)\s+([^\s:(]+)"
+        r"(?:Theorem|Lemma|Example|Corollary|Proposition|Fact|Remark)\s+([^\s:(]+)"
+        if language == "coq"
+        else r"(?:theorem|lemma|example)\s+([^\s:({\[]*)"  # Lean 4 and Isabelle
     )
     m = re.search(pattern, statement)
     if m is None:

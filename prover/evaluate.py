@@ -25,9 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from envs.types import Theorem
-from prover.cli import ProveConfig, UsageError, add_prove_options, resolve_prove_config
+from prover.cli import ProveConfig, UsageError, add_prove_options, minif2f_variant, resolve_prove_config
 from prover.datasets import load_jsonl_benchmark, load_minif2f
 from prover.options import opt, resolve, to_jsonable
+from prover.wiring import env_language
 from search.best_first import SearchResult
 
 log = logging.getLogger(__name__)
@@ -224,12 +225,10 @@ def write_plots(records: Sequence[dict[str, Any]], out: Path) -> list[Path]:
 def select_theorems(config: ProveConfig, options: EvalOptions) -> list[Theorem]:
     t = config.theorem
     if options.benchmark_file:
-        language = "coq" if config.env.env == "coq" else "lean4"
+        language = env_language(config.env)
         theorems = load_jsonl_benchmark(options.benchmark_file, language, t.split)  # type: ignore[arg-type]
     else:
-        if config.env.env != "lean":
-            raise UsageError("miniF2F needs --env lean; for other envs pass --benchmark-file")
-        theorems = load_minif2f(t.variant, t.split, t.data)
+        theorems = load_minif2f(minif2f_variant(config), t.split, t.data)
     if options.names:
         wanted = [n.strip() for n in options.names.split(",") if n.strip()]
         known = {th.name for th in theorems}
@@ -323,7 +322,7 @@ async def run_local(
     from prover.wiring import make_env, make_generator
 
     concurrency = options.concurrency or config.env.processes
-    language = "coq" if config.env.env == "coq" else "lean4"
+    language = env_language(config.env)
     inner = make_generator(config.generator, language)  # type: ignore[arg-type]
     generator = (
         inner
@@ -368,8 +367,9 @@ def evaluate(config: ProveConfig, options: EvalOptions, show_progress: bool = Tr
     if not theorems:
         raise UsageError("no theorems selected")
     out = options.out
-    if options.benchmark_file:  # records and the fingerprint name the file, not a miniF2F variant
-        config = replace(config, theorem=replace(config.theorem, variant=f"file:{options.benchmark_file.name}"))
+    # records and the fingerprint name what was actually loaded
+    variant = f"file:{options.benchmark_file.name}" if options.benchmark_file else minif2f_variant(config)
+    config = replace(config, theorem=replace(config.theorem, variant=variant))
     resolved = {**to_jsonable(config), "eval": to_jsonable(replace(options, out=None))}
     prepare_run_dir(out, resolved)
     done = read_results(out / RESULTS)

@@ -110,13 +110,21 @@ class TheoremOptions:
 
 @dataclass(frozen=True)
 class EnvOptions:
-    env: str = opt("lean", "proof assistant: lean (the Lean REPL) or coq", choices=("lean", "coq"))
+    env: str = opt(
+        "lean",
+        "proof assistant: lean (the Lean REPL), coq (coqidetop) or isabelle (PISA servers)",
+        choices=("lean", "coq", "isabelle"),
+    )
     repl_cmd: str | None = opt(None, "command that starts a Lean REPL (default: `lake exe repl` in --workspace)")
     workspace: Path | None = opt(None, "the Lean workspace (default: the project's, or ~/.cache/prover/lean)")
     processes: int = opt(1, "proof-assistant processes in the pool")
     memory_limit_mb: int | None = opt(None, "restart a proof-assistant process above this resident memory (MiB)")
     coq_cmd: str = opt("coqidetop.opt -main-channel stdfds", "command that starts coqidetop")
     allow_native_decide: bool = opt(False, "let tactics use native_decide (trusts the compiler)")
+    pisa_ports: str = opt("9000", "isabelle: comma-separated ports of running PISA servers (one slot each)")
+    pisa_host: str = opt("localhost", "isabelle: host of the PISA servers")
+    isabelle_path: Path | None = opt(None, "isabelle: the Isabelle installation PISA runs (default ~/Isabelle2022)")
+    isabelle_workdir: Path | None = opt(None, "isabelle: directory PISA reads theories from (header theories go here)")
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from typing import Any
 
 from envs.types import Theorem
 from prover.cli import ProveConfig
+from prover.wiring import env_language
 
 
 class _Worker:
@@ -24,7 +25,7 @@ class _Worker:
 
         self.config = config
         self.loop = asyncio.new_event_loop()
-        language = "coq" if config.env.env == "coq" else "lean4"
+        language = env_language(config.env)
         self.generator = make_generator(config.generator, language)  # type: ignore[arg-type]
         self.env = make_env(config.env)
         self.attempt: int | None = None

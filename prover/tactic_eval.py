@@ -20,6 +20,7 @@ from envs.types import Failed, Progress, ProofState, Proved, Theorem, TimedOut
 from prover.cli import ProveConfig, UsageError
 from prover.datasets import read_jsonl
 from prover.options import to_jsonable
+from prover.wiring import env_language
 
 
 def normalize(tactic: str) -> str:
@@ -49,7 +50,7 @@ async def _run(
 
     from prover.wiring import make_env, make_generator
 
-    language = "coq" if config.env.env == "coq" else "lean4"
+    language = env_language(config.env)
     generator = make_generator(config.generator, language)  # type: ignore[arg-type]
     env = make_env(config.env) if check else None
     sink = (out / "tactic_results.jsonl").open("a", encoding="utf-8") if out else None

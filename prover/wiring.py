@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shlex
 from pathlib import Path
@@ -25,11 +26,23 @@ def default_workspace() -> Path:
 
 
 def env_language(options: EnvOptions) -> Language:
-    return "coq" if options.env == "coq" else "lean4"
+    return {"coq": "coq", "isabelle": "isabelle"}.get(options.env, "lean4")  # type: ignore[return-value]
 
 
 def make_env(options: EnvOptions) -> ProofEnv:
     policy = TacticPolicy(allow_native_decide=options.allow_native_decide)
+    if options.env == "isabelle":
+        from envs.isabelle import IsabelleConfig, PisaIsabelle, parse_ports
+
+        config = IsabelleConfig(
+            ports=parse_ports(options.pisa_ports),
+            host=options.pisa_host,
+            workdir=options.isabelle_workdir,
+            policy=policy,
+        )
+        if options.isabelle_path is not None:
+            config = dataclasses.replace(config, isabelle_path=options.isabelle_path)
+        return PisaIsabelle(config)
     if options.env == "coq":
         return CoqIde(CoqConfig(cmd=tuple(shlex.split(options.coq_cmd)), processes=options.processes, policy=policy))
     workspace = options.workspace

@@ -1,0 +1,321 @@
+"""Isabelle through the Portal-to-ISAbelle (PISA) gRPC server.
+
+PISA (github.com/albertqjiang/Portal-to-ISAbelle) runs beside an Isabelle install and is
+started by the user (one server per port). Its service `server.Server` takes single-string
+messages; proof interaction goes through `IsabelleCommand` with tagged text commands:
+- `InitialiseIsabelle(path)`, `IsabelleWorkingDirectory(path)`, `IsabelleContext(theory file)`
+  open a theory; `<proceed before> end` then `<initialise>` give the top-level state `default`;
+- `<apply to top level state> OLD <apply to top level state> STEP <apply to top level state> NEW`
+  runs STEP on the named state OLD and names the result NEW; the answer is the new state's
+  text, or `Step error: ...` / `Unknown error: ...`;
+- `<is finished> NAME` answers `true` when the proof level is 0.
+Every state is named on the server, so branching needs no replay; after a restart (the
+session is re-initialised) states are rebuilt from their tactic paths, as in the other backends.
+`verify` re-initialises a session and applies the whole proof text as one step.
+
+The messages are encoded by hand (each is one proto3 string field), so only `grpcio` is needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from envs.pool import Handle, ProcessPool, Slot
+from envs.process import ProcessDied
+from envs.tactic_guard import TacticPolicy, check_isabelle_tactic
+from envs.types import (
+    EnvSetupError,
+    Failed,
+    Language,
+    Progress,
+    ProofState,
+    Proved,
+    TacticResult,
+    Theorem,
+    TheoremCheck,
+    TheoremStartError,
+    Verdict,
+)
+
+log = logging.getLogger(__name__)
+
+SETUP_HINT = (
+    "Isabelle needs a running PISA server (github.com/albertqjiang/Portal-to-ISAbelle) beside an Isabelle "
+    "install: start one per port, then pass --pisa-ports, --isabelle-path and --isabelle-workdir."
+)
+SEP = "<apply to top level state>"
+ERRORS = ("Step error", "Unknown error", "Didn't find top level state")
+
+
+# --------------------------------------------------------------------------- wire format
+
+
+def encode_string_message(text: str) -> bytes:
+    """A proto3 message whose only field (number 1) is a string."""
+    data = text.encode()
+    length = len(data)
+    varint = bytearray()
+    while True:
+        byte = length & 0x7F
+        length >>= 7
+        varint.append(byte | (0x80 if length else 0))
+        if not length:
+            break
+    return b"\x0a" + bytes(varint) + data if data else b""
+
+
+def decode_string_message(data: bytes) -> str:
+    """Field 1 of a proto3 message of string fields; other fields are skipped."""
+    i, out = 0, ""
+    while i < len(data):
+        key, i = _varint(data, i)
+        number, wire = key >> 3, key & 7
+        if wire == 2:
+            length, i = _varint(data, i)
+            if number == 1:
+                out = data[i : i + length].decode(errors="replace")
+            i += length
+        elif wire == 0:
+            _, i = _varint(data, i)
+        else:
+            raise ValueError(f"unexpected wire type {wire} in a PISA message")
+    return out
+
+
+def _varint(data: bytes, i: int) -> tuple[int, int]:
+    shift = result = 0
+    while True:
+        byte = data[i]
+        i += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return result, i
+        shift += 7
+
+
+class PisaSession:
+    """One gRPC channel to a PISA server."""
+
+    METHODS = ("InitialiseIsabelle", "IsabelleWorkingDirectory", "IsabelleContext", "IsabelleCommand")
+
+    def __init__(self, address: str) -> None:
+        try:
+            import grpc
+            import grpc.aio
+        except ImportError as exc:
+            raise EnvSetupError(f"--env isabelle needs grpcio: pip install 'prover[isabelle]' ({exc})") from exc
+        self._grpc = grpc
+        self.address = address
+        options = [("grpc.max_send_message_length", 1 << 24), ("grpc.max_receive_message_length", 1 << 24)]
+        self.channel = grpc.aio.insecure_channel(address, options=options)
+        self._calls = {
+            name: self.channel.unary_unary(
+                f"/server.Server/{name}",
+                request_serializer=encode_string_message,
+                response_deserializer=decode_string_message,
+            )
+            for name in self.METHODS
+        }
+
+    async def call(self, method: str, text: str, timeout: float | None) -> str:
+        grpc = self._grpc
+        try:
+            return await self._calls[method](text, timeout=timeout)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise asyncio.TimeoutError(f"PISA {method} timed out") from exc
+            if exc.code() == grpc.StatusCode.UNAVAILABLE:
+                raise ProcessDied(f"no PISA server at {self.address}: {exc.details()}") from exc
+            raise ProcessDied(f"PISA {method} failed: {exc.code().name} {exc.details()}") from exc
+
+    async def command(self, text: str, timeout: float | None) -> str:
+        return await self.call("IsabelleCommand", text, timeout)
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+
+# --------------------------------------------------------------------------- the pool
+
+
+@dataclass(frozen=True, slots=True)
+class IsabelleConfig:
+    """PISA servers already running on `ports`; theories are written into `workdir`."""
+
+    ports: tuple[int, ...] = (9000,)
+    host: str = "localhost"
+    isabelle_path: Path = Path("~/Isabelle2022").expanduser()
+    workdir: Path | None = None
+    max_restarts: int = 20
+    start_timeout: float = 600.0
+    policy: TacticPolicy = field(default_factory=TacticPolicy)
+
+
+class _Slot(Slot):
+    def __init__(self, index: int, port: int) -> None:
+        super().__init__(index)
+        self.port = port
+        self.session: PisaSession | None = None
+        self.header: str | None = None  # the theory context the session has open
+        self.counter = 0
+        self.known: dict[tuple[Theorem, tuple[str, ...]], int] = {}
+
+    def reset(self) -> None:
+        self.header = None
+        self.known.clear()
+
+    def new_name(self) -> int:
+        self.counter += 1
+        return self.counter
+
+
+def _name(ref: int) -> str:
+    return f"s{ref}"
+
+
+class PisaIsabelle(ProcessPool[_Slot]):
+    """`ProofEnv` over PISA servers, one slot per port."""
+
+    language: Language = "isabelle"
+    name = "PISA server"
+    setup_hint = SETUP_HINT
+
+    def __init__(self, config: IsabelleConfig = IsabelleConfig()) -> None:
+        super().__init__([_Slot(i, port) for i, port in enumerate(config.ports)], config.max_restarts)
+        self.config = config
+
+    def _theory_file(self, header: str) -> Path:
+        """A theory holding just the header, in the working directory PISA reads from."""
+        if self.config.workdir is None:
+            raise EnvSetupError(f"--isabelle-workdir is needed. {SETUP_HINT}")
+        text = header.rstrip() + "\n\nend\n"
+        digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+        name = f"Prover_{digest}"
+        lines = text.splitlines()
+        for i, line in enumerate(lines):
+            if line.strip().startswith("theory "):
+                lines[i] = f"theory {name}"
+                break
+        else:
+            raise TheoremStartError("the Isabelle header has no `theory NAME imports ... begin`")
+        path = self.config.workdir / f"{name}.thy"
+        if not path.exists():
+            path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return path
+
+    async def _ensure_process(self, slot: _Slot) -> PisaSession:
+        if slot.session is None:
+            slot.session = PisaSession(f"{self.config.host}:{slot.port}")
+        return slot.session
+
+    async def _open_context(self, slot: _Slot, header: str) -> PisaSession:
+        """Make `header` the session's theory context, with a fresh `default` state."""
+        session = await self._ensure_process(slot)
+        if slot.header == header:
+            return session
+        timeout = self.config.start_timeout
+        await session.call("InitialiseIsabelle", str(self.config.isabelle_path), timeout)
+        await session.call("IsabelleWorkingDirectory", str(self.config.workdir), timeout)
+        await session.call("IsabelleContext", str(self._theory_file(header)), timeout)
+        await session.command("<proceed before> end", timeout)
+        await session.command("<initialise>", timeout)
+        slot.header = header
+        slot.known.clear()
+        return session
+
+    async def _apply(self, slot: _Slot, old: str, step: str, timeout: float | None) -> tuple[int, str]:
+        """(new state id, answer text) of running `step` on the state named `old`."""
+        session = await self._ensure_process(slot)
+        ref = slot.new_name()
+        answer = await session.command(f"{SEP} {old} {SEP} {step} {SEP} {_name(ref)}", timeout)
+        return ref, answer
+
+    async def _open(self, slot: _Slot, theorem: Theorem) -> tuple[int, tuple[str, ...]]:
+        await self._open_context(slot, theorem.header)
+        ref, answer = await self._apply(slot, "default", theorem.statement, self.config.start_timeout)
+        if answer.startswith(ERRORS):
+            raise TheoremStartError(f"{theorem.name}: the statement was rejected: {answer}")
+        slot.known[(theorem, ())] = ref
+        return ref, (answer.strip(),)
+
+    async def _resolve(self, slot: _Slot, handle: Handle, timeout: float) -> int:
+        if handle.generation == slot.generation:
+            return handle.ref
+        key = (handle.theorem, handle.path)
+        if key in slot.known:
+            return slot.known[key]
+        ref, _ = await self._open(slot, handle.theorem)
+        for tactic in handle.path:
+            ref, answer = await self._apply(slot, _name(ref), tactic, timeout)
+            if answer.startswith(ERRORS):
+                raise ProcessDied(f"replaying {tactic!r} failed: {answer}")
+        slot.known[key] = ref
+        return ref
+
+    def _check(self, tactic: str) -> str | None:
+        return check_isabelle_tactic(tactic, self.config.policy)
+
+    async def _step(self, slot: _Slot, handle: Handle, tactic: str, timeout: float) -> TacticResult:
+        await self._open_context(slot, handle.theorem.header)
+        old = await self._resolve(slot, handle, timeout)
+        ref, answer = await self._apply(slot, _name(old), tactic, timeout)
+        if answer.startswith(ERRORS):
+            return Failed(answer)
+        session = await self._ensure_process(slot)
+        finished = await session.command(f"<is finished> {_name(ref)}", timeout)
+        if finished.strip() == "true":
+            return Proved("proof level 0")
+        return Progress(ProofState((answer.strip(),), handle.child(slot.generation, ref, tactic)))
+
+    def render_proof(self, theorem: Theorem, proof: Sequence[str]) -> str:
+        header = theorem.header if not theorem.header or theorem.header.endswith("\n") else theorem.header + "\n"
+        steps = "".join(f"  {step}\n" for step in proof)
+        return f"{header}{theorem.statement.rstrip()}\n{steps}\nend\n"
+
+    async def verify(self, theorem: Theorem, proof: Sequence[str]) -> Verdict:
+        """Re-initialise a session and run statement + proof as one text; finished means proved."""
+        for step in proof:
+            if (reason := self._check(step)) is not None:
+                return Verdict(False, reason=f"rejected step {step!r}: {reason}")
+        slot = self._slots[0]
+        text = theorem.statement.rstrip() + "\n" + "\n".join(proof)
+        async with slot.lock:
+            try:
+                # a fresh session: every named state of this slot is dropped (searches replay theirs)
+                slot.generation += 1
+                slot.reset()
+                await self._open_context(slot, theorem.header)
+                ref, answer = await self._apply(slot, "default", text, self.config.start_timeout)
+                if answer.startswith(ERRORS):
+                    return Verdict(False, (answer,), reason="Isabelle rejected the proof")
+                session = await self._ensure_process(slot)
+                finished = await session.command(f"<is finished> {_name(ref)}", self.config.start_timeout)
+            except (ProcessDied, asyncio.TimeoutError) as exc:
+                return Verdict(False, reason=f"verification did not complete: {exc}")
+        if finished.strip() != "true":
+            return Verdict(False, (answer,), reason="the proof leaves goals open")
+        return Verdict(True)
+
+    async def check_file(self, text: str) -> list[TheoremCheck]:
+        raise EnvSetupError("prover check does not support Isabelle theories yet")
+
+    async def close(self) -> None:
+        for slot in self._slots:
+            if slot.session is not None:
+                await slot.session.close()
+                slot.session = None
+
+
+def parse_ports(text: str) -> tuple[int, ...]:
+    try:
+        ports = tuple(int(p) for p in text.split(",") if p.strip())
+    except ValueError as exc:
+        raise ValueError(f"--pisa-ports must be comma-separated numbers, got {text!r}") from exc
+    if not ports:
+        raise ValueError("--pisa-ports is empty")
+    return ports

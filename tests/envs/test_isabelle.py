@@ -1,0 +1,188 @@
+"""The Isabelle backend against a fake PISA gRPC server (real protobuf messages, scripted prover)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from envs.isabelle import IsabelleConfig, PisaIsabelle, decode_string_message, encode_string_message
+from envs.types import EnvSetupError, Failed, Progress, Proved, Theorem, TheoremStartError, TimedOut
+from tests.conftest import ROOT
+
+SCRIPT = ROOT / "tests" / "data" / "pisa_script.json"
+HEADER = "theory Scratch\n  imports Main\nbegin\n"
+ADD = Theorem("add_comm_ex", 'theorem add_comm_ex: "(a::nat) + b = b + a"', HEADER, "isabelle")
+TWO = Theorem("two_step", 'theorem two_step: "(x::nat) = 2 \\<Longrightarrow> x + x = 4"', HEADER, "isabelle")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def pisa(tmp_path):
+    """Start fake PISA servers; yields a function (extra flags) -> port; all stopped afterwards."""
+    procs = []
+
+    def start(*extra: str) -> int:
+        port = free_port()
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                str(ROOT / "tests/fakes/fake_pisa.py"),
+                "--port",
+                str(port),
+                "--script",
+                str(SCRIPT),
+                "--log",
+                str(tmp_path / f"log{port}.jsonl"),
+                *extra,
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        procs.append(proc)
+        assert proc.stdout.readline().strip() == "ready"
+        return port
+
+    yield start
+    for proc in procs:
+        proc.kill()
+        proc.wait()
+
+
+def make_env(port: int, tmp_path, **extra) -> PisaIsabelle:
+    return PisaIsabelle(IsabelleConfig(ports=(port,), host="127.0.0.1", workdir=tmp_path, **extra))
+
+
+def test_codec_matches_protobuf():
+    from tests.fakes.fake_pisa import pisa_messages
+
+    m = pisa_messages()
+    for text in ("", "by simp", "x" * 300, "théorème ∀ x. P x\n" * 50):
+        ours = encode_string_message(text)
+        assert ours == m["IsaCommand"](command=text).SerializeToString()
+        assert decode_string_message(m["IsaState"](state=text).SerializeToString()) == text
+
+
+async def test_start_step_branch_and_prove(pisa, tmp_path):
+    env = make_env(pisa(), tmp_path)
+    try:
+        root = await env.start(TWO)
+        assert root.goals == ("proof (prove)\ngoal (1 subgoal):\n 1. x = 2 \\<Longrightarrow> x + x = 4",)
+        bad = await env.run_tactic(root, "by blast", 5)
+        assert isinstance(bad, Failed) and "Step error" in bad.message
+        step = await env.run_tactic(root, "apply simp", 5)
+        assert isinstance(step, Progress) and "No subgoals" in step.state.goals[0]
+        assert isinstance(await env.run_tactic(root, "by presburger", 5), Proved)  # a branch from the root
+        assert isinstance(await env.run_tactic(step.state, "done", 5), Proved)
+        for unsafe in ("sorry", "oops", "lemma x: False sorry"):
+            result = await env.run_tactic(root, unsafe, 5)
+            assert isinstance(result, Failed) and result.message.startswith("rejected"), unsafe
+    finally:
+        await env.close()
+    header_files = list(tmp_path.glob("Prover_*.thy"))
+    assert len(header_files) == 1 and header_files[0].read_text().startswith(f"theory {header_files[0].stem}")
+
+
+async def test_protocol_commands(pisa, tmp_path):
+    port = pisa()
+    env = make_env(port, tmp_path)
+    try:
+        root = await env.start(ADD)
+        await env.run_tactic(root, "by simp", 5)
+    finally:
+        await env.close()
+    log = [json.loads(line) for line in (tmp_path / f"log{port}.jsonl").read_text().splitlines()]
+    assert [e["method"] for e in log[:3]] == ["InitialiseIsabelle", "IsabelleWorkingDirectory", "IsabelleContext"]
+    commands = [e["text"] for e in log if e["method"] == "IsabelleCommand"]
+    sep = "<apply to top level state>"
+    assert commands[:2] == ["<proceed before> end", "<initialise>"]
+    assert commands[2] == f"{sep} default {sep} {ADD.statement} {sep} s1"
+    assert commands[3] == f"{sep} s1 {sep} by simp {sep} s2" and commands[4] == "<is finished> s2"
+
+
+async def test_verify_in_a_fresh_session(pisa, tmp_path):
+    env = make_env(pisa(), tmp_path)
+    try:
+        root = await env.start(TWO)
+        assert (await env.verify(TWO, ["apply simp", "done"])).accepted
+        assert not (await env.verify(TWO, ["apply simp"])).accepted
+        assert not (await env.verify(TWO, ["sorry"])).accepted
+        # the fresh session dropped the named states; the old state replays its path
+        assert isinstance(await env.run_tactic(root, "by presburger", 5), Proved)
+        assert env.restarts == 0
+    finally:
+        await env.close()
+
+
+async def test_timeout_reinitialises_and_replays(pisa, tmp_path):
+    env = make_env(pisa("--hang-on", "apply (rule impI)"), tmp_path)
+    try:
+        root = await env.start(TWO)
+        step = await env.run_tactic(root, "apply simp", 5)
+        assert await env.run_tactic(root, "apply (rule impI)", 0.5) == TimedOut(0.5)
+        assert env.restarts == 1
+        # the session was re-initialised: the earlier state is rebuilt from its path
+        assert isinstance(step, Progress)
+        assert isinstance(await env.run_tactic(step.state, "done", 5), Proved)
+    finally:
+        await env.close()
+
+
+async def test_bad_statement_and_missing_server(pisa, tmp_path):
+    env = make_env(pisa(), tmp_path)
+    try:
+        with pytest.raises(TheoremStartError, match="rejected"):
+            await env.start(Theorem("nope", 'theorem nope: "unknown"', HEADER, "isabelle"))
+    finally:
+        await env.close()
+    env = make_env(free_port(), tmp_path)
+    try:
+        with pytest.raises(EnvSetupError, match="PISA"):
+            await env.start(ADD)
+    finally:
+        await env.close()
+
+
+def test_prove_through_the_cli(pisa, tmp_path):
+    port = pisa()
+    tactics = tmp_path / "t.txt"
+    tactics.write_text("by blast\napply simp\ndone\n")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "prover.cli",
+            "prove",
+            "--env",
+            "isabelle",
+            "--statement",
+            TWO.statement,
+            "--header",
+            HEADER,
+            "--pisa-ports",
+            str(port),
+            "--pisa-host",
+            "127.0.0.1",
+            "--isabelle-workdir",
+            str(tmp_path),
+            "--tactics",
+            str(tactics),
+            "--json",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    record = json.loads(done.stdout)
+    assert record["status"] == "proved" and record["tactics"] == ["apply simp", "done"]
+    assert record["proof"].endswith("  apply simp\n  done\n\nend\n")
