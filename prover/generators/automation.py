@@ -1,7 +1,8 @@
 """The no-model baseline: a fixed, ordered list of standard tactics tried at every state.
 
 Library search (`exact?`, `apply?`) is left out: with Mathlib it often outlives the tactic
-timeout, and every timeout costs a REPL restart.
+timeout, and every timeout costs a REPL restart. Sledgehammer is left out of the Isabelle list:
+it reports a proof instead of being one, so the recorded step would not re-check.
 
 Every suggestion has log-probability 0, so the frontier is explored breadth-first.
 The whole list is offered at each expansion (`n` is ignored): the baseline is
@@ -28,7 +29,8 @@ COQ_TACTICS = (
 )  # fmt: skip
 ISABELLE_TACTICS = (
     "by simp", "by auto", "by arith", "by linarith", "by fastforce", "by blast", "by force",
-    "by presburger", "by algebra", "by eval", "by (simp add: algebra_simps)", "sledgehammer",
+    "by presburger", "by algebra", "by eval", "by (simp add: algebra_simps)", "by (auto simp: field_simps)",
+    "by nlinarith", "by smt",
 )  # fmt: skip
 DEFAULTS = {"lean4": LEAN4_TACTICS, "coq": COQ_TACTICS, "isabelle": ISABELLE_TACTICS}
 
