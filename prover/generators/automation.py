@@ -30,7 +30,7 @@ COQ_TACTICS = (
 ISABELLE_TACTICS = (
     "by simp", "by auto", "by arith", "by linarith", "by fastforce", "by blast", "by force",
     "by presburger", "by algebra", "by eval", "by (simp add: algebra_simps)", "by (auto simp: field_simps)",
-    "by nlinarith", "by smt",
+    "by smt",
 )  # fmt: skip
 DEFAULTS = {"lean4": LEAN4_TACTICS, "coq": COQ_TACTICS, "isabelle": ISABELLE_TACTICS}
 
