@@ -24,16 +24,19 @@ from prover.generators.prompts import PROMPT_DIR
 
 log = logging.getLogger(__name__)
 
-GAP = {"lean4": "sorry", "coq": "admit"}
+GAP = {"lean4": "sorry", "coq": "admit", "isabelle": "sorry"}
 SKETCH_STOP = ("\n---",)
 
 
 def split_steps(sketch: str, language: str) -> list[str]:
-    """Top-level proof steps. Lean: a line and the more-indented lines under it. Coq: sentences."""
+    """Top-level proof steps. Lean: a line and the more-indented lines under it. Coq: sentences.
+    Isabelle: lines."""
     if language == "coq":
         from envs.coq import split_sentences
 
         return split_sentences(sketch)
+    if language == "isabelle":  # Isar: one command per line (`proof -`, `have ...`, `qed`)
+        return [line.strip() for line in sketch.splitlines() if line.strip()]
     steps: list[str] = []
     for line in textwrap.dedent(sketch).splitlines():
         if not line.strip():

@@ -186,3 +186,40 @@ def test_prove_through_the_cli(pisa, tmp_path):
     record = json.loads(done.stdout)
     assert record["status"] == "proved" and record["tactics"] == ["apply simp", "done"]
     assert record["proof"].endswith("  apply simp\n  done\n\nend\n")
+
+
+def test_draft_sketch_prove_on_isabelle(pisa, tmp_path):
+    port = pisa()
+    sketch = tmp_path / "sketch.thy"
+    sketch.write_text('proof -\n  have "x + x = 2 * x" sorry\n  then show ?thesis sorry\nqed\n')
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "prover.cli",
+            "draft",
+            "--env",
+            "isabelle",
+            "--statement",
+            TWO.statement,
+            "--header",
+            HEADER,
+            "--pisa-ports",
+            str(port),
+            "--pisa-host",
+            "127.0.0.1",
+            "--isabelle-workdir",
+            str(tmp_path),
+            "--sketch",
+            str(sketch),
+            "--json",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    record = json.loads(done.stdout)
+    assert record["status"] == "proved" and record["gaps"] == 2 and record["gaps_closed"] == 2
+    assert record["tactics"] == ["proof -", 'have "x + x = 2 * x" by simp', "then show ?thesis by presburger", "qed"]
