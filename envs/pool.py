@@ -74,6 +74,11 @@ class ProcessPool(Generic[S]):
         self.restarts = 0
         self._in_a_row = 0  # restarts since the last successful call
 
+    @property
+    def size(self) -> int:
+        """Processes (or server sessions) in the pool."""
+        return len(self._slots)
+
     # ---- backend hooks
 
     def _check(self, tactic: str) -> str | None:

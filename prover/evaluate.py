@@ -46,7 +46,7 @@ class EvalOptions:
     benchmark_file: Path | None = opt(
         None, "a JSONL benchmark (name, split, header, formal_statement) instead of miniF2F"
     )
-    concurrency: int | None = opt(None, "searches at once (default: --processes)")
+    concurrency: int | None = opt(None, "searches at once (default: one per proof-assistant process)")
     attempts: int = opt(1, "attempts per theorem with different seeds, for pass@k")
     ray: str | None = opt(
         None, "run on Ray: a cluster ADDRESS, or no value (or `local`) to start a local instance", const="local"
@@ -321,7 +321,8 @@ async def run_local(
     from prover.generators.batching import BatchingGenerator
     from prover.wiring import make_env, make_generator
 
-    concurrency = options.concurrency or config.env.processes
+    env = make_env(config.env)
+    concurrency = options.concurrency or getattr(env, "size", config.env.processes)  # one search per process
     language = env_language(config.env)
     inner = make_generator(config.generator, language)  # type: ignore[arg-type]
     generator = (
@@ -331,7 +332,6 @@ async def run_local(
             inner, max_batch=max(1, concurrency * config.search.batch), max_wait=options.batch_wait_ms / 1000
         )
     )
-    env = make_env(config.env)
     queue: asyncio.Queue[tuple[Theorem, int]] = asyncio.Queue()
     for job in jobs:
         queue.put_nowait(job)
