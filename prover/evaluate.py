@@ -322,7 +322,7 @@ async def run_local(
     from prover.wiring import make_env, make_generator
 
     env = make_env(config.env)
-    concurrency = options.concurrency or getattr(env, "size", config.env.processes)  # one search per process
+    concurrency: int = options.concurrency or int(getattr(env, "size", config.env.processes))  # one per process
     language = env_language(config.env)
     inner = make_generator(config.generator, language)  # type: ignore[arg-type]
     generator = (
