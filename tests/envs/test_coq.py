@@ -51,11 +51,11 @@ async def test_switching_theorems_replays_paths(coq):
 async def test_no_goals_but_qed_fails_is_not_proved(coq):
     th = Theorem("ex", "Theorem ex : exists n : nat, n = n.", "", "coq")
     root = await coq.start(th)
-    # `eexists` leaves an evar; `reflexivity` closes the goal, Qed must still succeed
     step = await coq.run_tactic(root, "eexists", 10)
-    assert isinstance(step, Progress)
+    assert isinstance(step, Progress) and step.state.goals == ("============================\n?n = ?n",)
+    # `reflexivity` leaves no goal but an unresolved ?n: Qed refuses, so it is no proof
     result = await coq.run_tactic(step.state, "reflexivity", 10)
-    assert isinstance(result, (Proved, Failed))
+    assert isinstance(result, Failed) and "Qed failed" in result.message
 
 
 async def test_untrusted_tactics_never_reach_coq(coq):
