@@ -25,7 +25,7 @@ _LEAN_COMMANDS = (
     "postfix", "run_cmd", "run_tac", "run_elab", "run_meta", "set_option", "attribute",
     "initialize", "builtin_initialize", "unsafe", "implemented_by", "extern",
     "noncomputable", "private", "protected", "partial", "export", "add_decl_doc",
-    "register_simp_attr", "deriving",
+    "register_simp_attr", "deriving", "include", "omit",
 )  # fmt: skip
 # Escapes into the meta level or the compiler's trust.
 _LEAN_META = (

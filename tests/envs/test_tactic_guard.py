@@ -44,6 +44,8 @@ LEAN_BAD = {
     "exact Lean.ofReduceBool": "meta",
     "": "empty",
     "decide\nopen Foo": "column 0",
+    "simp\ninclude h": "command",
+    "omit h in simp": "command",
     "unsafe_cast": None,
 }
 
