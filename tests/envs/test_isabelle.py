@@ -151,36 +151,26 @@ async def test_bad_statement_and_missing_server(pisa, tmp_path):
         await env.close()
 
 
+def isabelle_cli(command: str, port: int, workdir, *extra: str) -> subprocess.CompletedProcess[str]:
+    """`prover COMMAND` on the two-step theorem against the fake PISA server on `port`."""
+    return subprocess.run(
+        [sys.executable, "-m", "prover.cli", command, "--env", "isabelle", "--statement", TWO.statement, "--header",
+         HEADER, "--pisa-ports", str(port), "--pisa-host", "127.0.0.1", "--isabelle-workdir", str(workdir), *extra],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
 def test_prove_through_the_cli(pisa, tmp_path):
     port = pisa()
     tactics = tmp_path / "t.txt"
     tactics.write_text("by blast\napply simp\ndone\n")
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "prover.cli",
-            "prove",
-            "--env",
-            "isabelle",
-            "--statement",
-            TWO.statement,
-            "--header",
-            HEADER,
-            "--pisa-ports",
-            str(port),
-            "--pisa-host",
-            "127.0.0.1",
-            "--isabelle-workdir",
-            str(tmp_path),
-            "--tactics",
-            str(tactics),
-            "--json",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    done = isabelle_cli(
+        "prove",
+        port,
+        tmp_path,
+        "--tactics",
+        str(tactics),
+        "--json",
     )
     assert done.returncode == 0, done.stderr
     record = json.loads(done.stdout)
@@ -192,32 +182,13 @@ def test_draft_sketch_prove_on_isabelle(pisa, tmp_path):
     port = pisa()
     sketch = tmp_path / "sketch.thy"
     sketch.write_text('proof -\n  have "x + x = 2 * x" sorry\n  then show ?thesis sorry\nqed\n')
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "prover.cli",
-            "draft",
-            "--env",
-            "isabelle",
-            "--statement",
-            TWO.statement,
-            "--header",
-            HEADER,
-            "--pisa-ports",
-            str(port),
-            "--pisa-host",
-            "127.0.0.1",
-            "--isabelle-workdir",
-            str(tmp_path),
-            "--sketch",
-            str(sketch),
-            "--json",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    done = isabelle_cli(
+        "draft",
+        port,
+        tmp_path,
+        "--sketch",
+        str(sketch),
+        "--json",
     )
     assert done.returncode == 0, done.stdout + done.stderr
     record = json.loads(done.stdout)

@@ -50,20 +50,14 @@ def test_help_explains_every_subcommand():
         assert flag in prove_help
 
 
+def prove_and(repl_cmd: str, tactics, *extra: str):
+    """`prover prove` on the transcripts' `complex_and` theorem through the fake REPL."""
+    return prover("prove", "--statement", AND_STATEMENT, "--repl-cmd", repl_cmd, "--tactics", str(tactics), *extra)
+
+
 def test_prove_through_the_lean_repl_json(repl_cmd, and_tactics, tmp_path):
     tree = tmp_path / "tree.graphml"
-    done = prover(
-        "prove",
-        "--statement",
-        AND_STATEMENT,
-        "--repl-cmd",
-        repl_cmd,
-        "--tactics",
-        str(and_tactics),
-        "--json",
-        "--tree",
-        str(tree),
-    )
+    done = prove_and(repl_cmd, and_tactics, "--json", "--tree", str(tree))
     assert done.returncode == 0, done.stderr
     record = json.loads(done.stdout)
     assert record["status"] == "proved" and record["verified"] is True
@@ -80,17 +74,7 @@ def test_prove_through_the_lean_repl_json(repl_cmd, and_tactics, tmp_path):
 
 def test_prove_human_output_and_json_tree(repl_cmd, and_tactics, tmp_path):
     tree = tmp_path / "tree.json"
-    done = prover(
-        "prove",
-        "--statement",
-        AND_STATEMENT,
-        "--repl-cmd",
-        repl_cmd,
-        "--tactics",
-        str(and_tactics),
-        "--tree",
-        str(tree),
-    )
+    done = prove_and(repl_cmd, and_tactics, "--tree", str(tree))
     assert done.returncode == 0
     assert "proved complex_and" in done.stdout and "  exact h1.right" in done.stdout
     graph = json.loads(tree.read_text())
@@ -102,7 +86,7 @@ def test_prove_human_output_and_json_tree(repl_cmd, and_tactics, tmp_path):
 def test_not_proved_exits_1(repl_cmd, tmp_path):
     tactics = tmp_path / "t.txt"
     tactics.write_text("apply And.intro\nexact h1.left\n")
-    done = prover("prove", "--statement", AND_STATEMENT, "--repl-cmd", repl_cmd, "--tactics", str(tactics), "--json")
+    done = prove_and(repl_cmd, tactics, "--json")
     assert done.returncode == 1
     record = json.loads(done.stdout)
     assert record["status"] == "failed" and record["stop_reason"] == "frontier_exhausted"
@@ -111,7 +95,7 @@ def test_not_proved_exits_1(repl_cmd, tmp_path):
 
 def test_nonstandard_axioms_are_never_reported_proved(transcripts, and_tactics):
     cmd = f"{shlex.quote(sys.executable)} {FAKE_REPL} --transcripts {transcripts} --axioms complex_and=sorryAx"
-    done = prover("prove", "--statement", AND_STATEMENT, "--repl-cmd", cmd, "--tactics", str(and_tactics), "--json")
+    done = prove_and(cmd, and_tactics, "--json")
     record = json.loads(done.stdout)
     assert done.returncode == 1 and record["status"] == "failed" and record["verification_failures"] >= 1
 
