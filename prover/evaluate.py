@@ -191,6 +191,7 @@ def write_plots(records: Sequence[dict[str, Any]], out: Path) -> list[Path]:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
     except ImportError:
         log.warning("matplotlib is not installed (pip install 'prover[plots]'); no plots written")
         return []
@@ -210,6 +211,9 @@ def write_plots(records: Sequence[dict[str, Any]], out: Path) -> list[Path]:
         ax.step([0, *xs], list(range(len(xs) + 1)), where="post")
         ax.set_xlabel(label)
         ax.set_ylabel("theorems proved")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        if key == "expansions":
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(f"{len(xs)} proved of {len({r['theorem'] for r in records})}")
         ax.grid(alpha=0.3)
         fig.tight_layout()
@@ -450,6 +454,7 @@ def write_comparison_plot(runs: Sequence[tuple[Path, list[dict]]], path: Path) -
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
     except ImportError as exc:
         raise UsageError("plots need matplotlib: pip install 'prover[plots]'") from exc
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -461,6 +466,7 @@ def write_comparison_plot(runs: Sequence[tuple[Path, list[dict]]], path: Path) -
         ax.step([0, *times], list(range(len(times) + 1)), where="post", label=str(run))
     ax.set_xlabel("wall time per theorem (s)")
     ax.set_ylabel("theorems proved")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
