@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from envs.types import Failed, Progress, ProofState, Proved, Theorem, TimedOut
+from envs.types import Progress, ProofState, Proved, Theorem
 from prover.cli import ProveConfig, UsageError
 from prover.datasets import read_jsonl
 from prover.options import to_jsonable
@@ -27,20 +27,27 @@ def normalize(tactic: str) -> str:
     return re.sub(r"\s+", " ", tactic).strip().rstrip(".")
 
 
-async def _accepts(env: Any, step: dict[str, Any], tactics: list[str], timeout: float, language: str) -> list[bool]:
+async def _accepts(
+    env: Any, step: dict[str, Any], tactics: list[str], timeout: float, language: str, states: dict[Any, ProofState]
+) -> list[bool]:
+    """Which suggestions the assistant accepts at the step's state (rebuilt from theorem + prefix).
+
+    `states` caches states by (theorem, prefix), so steps of one proof share their theorem's start.
+    """
     spec = step["theorem"]
     theorem = Theorem(spec["name"], spec["statement"], spec.get("header", ""), language)  # type: ignore[arg-type]
-    state = await env.start(theorem)
-    for t in step.get("prefix", []):
-        result = await env.run_tactic(state, t, timeout)
+    prefix = tuple(step.get("prefix", []))
+    if (theorem, ()) not in states:
+        states[(theorem, ())] = await env.start(theorem)
+    for i, t in enumerate(prefix):
+        if (theorem, prefix[: i + 1]) in states:
+            continue
+        result = await env.run_tactic(states[(theorem, prefix[:i])], t, timeout)
         if not isinstance(result, Progress):
             raise UsageError(f"step {step.get('id', '?')}: prefix tactic {t!r} does not replay: {result}")
-        state = result.state
-    out = []
-    for t in tactics:
-        result = await env.run_tactic(state, t, timeout)
-        out.append(isinstance(result, (Progress, Proved)) and not isinstance(result, (Failed, TimedOut)))
-    return out
+        states[(theorem, prefix[: i + 1])] = result.state
+    state = states[(theorem, prefix)]
+    return [isinstance(await env.run_tactic(state, t, timeout), (Progress, Proved)) for t in tactics]
 
 
 async def _run(
@@ -55,6 +62,7 @@ async def _run(
     env = make_env(config.env) if check else None
     sink = (out / "tactic_results.jsonl").open("a", encoding="utf-8") if out else None
     results = []
+    started_states: dict[Any, ProofState] = {}
     try:
         todo = [(i, s) for i, s in enumerate(steps) if i not in done]
         for i, step in tqdm(todo, unit="step", disable=None):
@@ -73,7 +81,9 @@ async def _run(
             }
             if env is not None and "theorem" in step:
                 started = time.monotonic()
-                record["accepted"] = await _accepts(env, step, tactics, config.search.tactic_timeout, language)
+                record["accepted"] = await _accepts(
+                    env, step, tactics, config.search.tactic_timeout, language, started_states
+                )
                 record["env_s"] = round(time.monotonic() - started, 3)
             results.append(record)
             if sink:
