@@ -334,9 +334,8 @@ class CoqIde(ProcessPool[_Slot]):
         return Proved("Qed accepted")
 
     def render_proof(self, theorem: Theorem, proof: Sequence[str]) -> str:
-        header = theorem.header if not theorem.header or theorem.header.endswith("\n") else theorem.header + "\n"
         body = "\n".join("  " + as_sentence(t) for t in proof)
-        return f"{header}{theorem.statement.strip()}\nProof.\n{body}\nQed.\n"
+        return f"{theorem.header_block}{theorem.statement.strip()}\nProof.\n{body}\nQed.\n"
 
     async def verify(self, theorem: Theorem, proof: Sequence[str]) -> Verdict:
         for tactic in proof:

@@ -273,9 +273,8 @@ class PisaIsabelle(ProcessPool[_Slot]):
         return Progress(ProofState((answer.strip(),), handle.child(slot.generation, ref, tactic)))
 
     def render_proof(self, theorem: Theorem, proof: Sequence[str]) -> str:
-        header = theorem.header if not theorem.header or theorem.header.endswith("\n") else theorem.header + "\n"
         steps = "".join(f"  {step}\n" for step in proof)
-        return f"{header}{theorem.statement.rstrip()}\n{steps}\nend\n"
+        return f"{theorem.header_block}{theorem.statement.rstrip()}\n{steps}\nend\n"
 
     async def verify(self, theorem: Theorem, proof: Sequence[str]) -> Verdict:
         """Re-initialise a session and run statement + proof as one text; finished means proved."""
@@ -287,8 +286,7 @@ class PisaIsabelle(ProcessPool[_Slot]):
         async with slot.lock:
             try:
                 # a fresh session: every named state of this slot is dropped (searches replay theirs)
-                slot.generation += 1
-                slot.reset()
+                await self._drop_session(slot)
                 await self._open_context(slot, theorem.header)
                 ref, answer = await self._apply(slot, "default", text, self.config.start_timeout)
                 if answer.startswith(ERRORS):

@@ -478,8 +478,7 @@ class LeanRepl(ProcessPool[_Slot]):
         return outcome
 
     def render_proof(self, theorem: Theorem, proof: Sequence[str]) -> str:
-        header = theorem.header if not theorem.header or theorem.header.endswith("\n") else theorem.header + "\n"
-        return header + render_proof_body(theorem.statement, proof)
+        return theorem.header_block + render_proof_body(theorem.statement, proof)
 
     async def verify(self, theorem: Theorem, proof: Sequence[str]) -> Verdict:
         """Check header + statement + proof as commands in a fresh process, then its axioms."""

@@ -99,15 +99,19 @@ class ProcessPool(Generic[S]):
 
     # ---- shared machinery
 
-    async def _restart(self, slot: S, why: str) -> None:
-        self.restarts += 1
-        self._in_a_row += 1
-        log.info("restarting %s %d: %s", self.name, slot.index, why)
+    async def _drop_session(self, slot: S) -> None:
+        """End the slot's session: its process (if any) and every state id it handed out."""
         if slot.process is not None:
             await slot.process.kill()
         slot.process = None
         slot.generation += 1
         slot.reset()
+
+    async def _restart(self, slot: S, why: str) -> None:
+        self.restarts += 1
+        self._in_a_row += 1
+        log.info("restarting %s %d: %s", self.name, slot.index, why)
+        await self._drop_session(slot)
         if self._in_a_row > self.max_restarts:
             raise EnvError(f"the {self.name} was restarted more than {self.max_restarts} times in a row; last: {why}")
 

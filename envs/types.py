@@ -28,6 +28,11 @@ class Theorem:
     informal_proof: str | None = None
     split: str | None = None
 
+    @property
+    def header_block(self) -> str:
+        """The header as the top of a file: empty, or ending in a newline."""
+        return self.header if not self.header or self.header.endswith("\n") else self.header + "\n"
+
 
 @dataclass(frozen=True, slots=True)
 class ProofState:
