@@ -28,6 +28,7 @@ from envs.types import (
     Theorem,
     TheoremStartError,
     TimedOut,
+    current_usage,
 )
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,7 @@ class ProcessPool(Generic[S]):
 
     async def _restart(self, slot: S, why: str) -> None:
         self.restarts += 1
+        current_usage().restarts += 1  # charged to the search whose call caused it
         self._in_a_row += 1
         log.info("restarting %s %d: %s", self.name, slot.index, why)
         await self._drop_session(slot)

@@ -9,7 +9,9 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -113,11 +115,49 @@ class TheoremStartError(EnvError):
     """The theorem's statement or header does not elaborate, so no search can start."""
 
 
+@dataclass(slots=True)
+class Usage:
+    """What the proof-assistant calls made under one meter cost (see `metered`).
+
+    Envs charge the meter of the task that made the call, so concurrent searches sharing a pool
+    each see only the restarts and replays their own calls caused.
+    """
+
+    restarts: int = 0  # processes restarted (timeout kill, crash, memory cap) by these calls
+    replays: int = 0  # tactics re-run to rebuild states these calls needed
+    verify_s: float = 0.0  # seconds spent in fresh re-checks (`verify`)
+
+
+_USAGE: ContextVar[Usage | None] = ContextVar("prover_env_usage", default=None)
+
+
+@contextmanager
+def metered() -> Iterator[Usage]:
+    """Charge every env call made in this context (and in tasks it starts) to a fresh `Usage`."""
+    usage = Usage()
+    token = _USAGE.set(usage)
+    try:
+        yield usage
+    finally:
+        _USAGE.reset(token)
+
+
+def current_usage() -> Usage:
+    """The meter of the calling context; a throwaway one when nobody is metering."""
+    return _USAGE.get() or Usage()
+
+
 @runtime_checkable
 class ProofEnv(Protocol):
-    """An async proof-assistant session pool. One instance serves many concurrent searches."""
+    """An async proof-assistant session pool. One instance serves many concurrent searches.
+
+    `size` is how many tactics it can check at once (its processes or server sessions).
+    """
 
     language: Language
+
+    @property
+    def size(self) -> int: ...
 
     async def start(self, theorem: Theorem) -> ProofState: ...
 

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from envs.types import Failed, Progress, ProofState, Proved, TacticResult, Theorem, TimedOut, Verdict
+from envs.types import Failed, Progress, ProofState, Proved, TacticResult, Theorem, TimedOut, Verdict, current_usage
 from search.best_first import Suggestion
 
 QED = "QED"
@@ -28,6 +28,7 @@ class ScriptedEnv:
     verified: list[tuple[str, ...]] = field(default_factory=list)
     restarts: int = 0
     closed: bool = False
+    size: int = 1
 
     async def start(self, theorem: Theorem) -> ProofState:
         return ProofState((self.root,), ())
@@ -43,6 +44,7 @@ class ScriptedEnv:
             return Proved("Completed")
         if nxt == "timeout":
             self.restarts += 1  # as the real backends do: a timeout kills and restarts the process
+            current_usage().restarts += 1
             return TimedOut(timeout)
         return Progress(ProofState((nxt,), (*state.handle, tactic)))
 
