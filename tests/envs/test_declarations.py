@@ -74,7 +74,16 @@ def test_no_declaration_is_a_clear_error():
 
 
 def test_file_declarations_in_order_and_lookup():
-    text = "Require Import Arith.\nTheorem a: True.\nProof. auto. Qed.\n\nExample b : 1 = 1.\nProof. reflexivity. Qed.\n"
+    text = "\n".join(
+        [
+            "Require Import Arith.",
+            "Theorem a: True.",
+            "Proof. auto. Qed.",
+            "",
+            "Example b : 1 = 1.",
+            "Proof. reflexivity. Qed.",
+        ]
+    )
     assert [d.name for d in declarations(text, "coq")] == ["a", "b"]
     found = find_declaration(text, "b", "coq")
     assert found is not None and text[found.start :].startswith("Example b")
