@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from envs.declarations import declarations
 from envs.types import EnvSetupError, Theorem
+from prover import __version__
 from prover.datasets import (
     DatasetError,
     find_theorem,
@@ -32,6 +34,7 @@ from prover.options import (
     add_options,
     resolve,
 )
+from prover.paths import check_output_file, read_text_file
 from prover.wiring import env_language
 from search.best_first import Budget, SearchConfig, SearchProgress, SearchResult
 
@@ -64,14 +67,27 @@ class ProveConfig:
         return SearchConfig(samples=self.search.samples, batch=self.search.batch, scorer=self.search.scorer)
 
 
-def add_prove_options(parser: argparse.ArgumentParser) -> None:
-    add_options(parser, TheoremOptions, "theorem")
+# the flags that name one theorem; `prover eval` selects theorems otherwise and does not offer them
+ONE_THEOREM_FLAGS = frozenset({"file", "theorem", "statement", "header"})
+# what a theorem file's suffix says about the proof assistant, when --env is not given
+ENV_OF_SUFFIX = {".v": "coq", ".lean": "lean", ".thy": "isabelle"}
+
+
+def add_prove_options(parser: argparse.ArgumentParser, one_theorem: bool = True) -> None:
+    add_options(parser, TheoremOptions, "theorem", skip=frozenset() if one_theorem else ONE_THEOREM_FLAGS)
     add_options(parser, EnvOptions, "proof assistant")
     add_options(parser, GeneratorOptions, "tactic generator")
     add_options(parser, SearchOptions, "search")
 
 
 def resolve_prove_config(args: argparse.Namespace) -> ProveConfig:
+    """Options from defaults < preset < flags; `prover prove X.v` means `--file X.v`, and a file's
+    suffix picks `--env` unless it is given."""
+    name = getattr(args, "name", None)
+    if name and "file" not in args and Path(name).suffix in ENV_OF_SUFFIX and Path(name).is_file():
+        args.file, args.name = Path(name), None
+    if "file" in args and args.file is not None and "env" not in args and args.file.suffix in ENV_OF_SUFFIX:
+        args.env = ENV_OF_SUFFIX[args.file.suffix]
     preset = PRESETS.get(getattr(args, "preset", None) or "", {})
     return ProveConfig(
         theorem=resolve(TheoremOptions, args, preset),
@@ -87,9 +103,15 @@ def select_theorem(config: ProveConfig, name: str | None) -> Theorem:
     if t.statement:
         return theorem_from_statement(t.statement, t.header, language)  # type: ignore[arg-type]
     if t.file:
-        if not (t.theorem or name):
-            raise UsageError("--file needs --theorem NAME (or NAME as the argument)")
-        theorem = theorem_from_file(t.file, t.theorem or name)  # type: ignore[arg-type]
+        text = read_text_file(t.file, "--file")
+        name = t.theorem or name
+        if not name:
+            names = [d.name for d in declarations(text, language) if d.name]
+            if len(names) != 1:
+                listed = f" (it declares {', '.join(names[:10])})" if names else ""
+                raise UsageError(f"--file {t.file}: say which theorem with --theorem NAME{listed}")
+            name = names[0]
+        theorem = theorem_from_file(t.file, name)
         if theorem.language != language:
             raise UsageError(f"{t.file} is {theorem.language}, but --env is {config.env.env}")
         return theorem
@@ -99,11 +121,16 @@ def select_theorem(config: ProveConfig, name: str | None) -> Theorem:
 
 
 def minif2f_variant(config: ProveConfig) -> str:
-    """The miniF2F variant the env can check: the Isabelle one for --env isabelle, a Lean one for lean."""
+    """The miniF2F variant the env can check: Isabelle's for --env isabelle, Rocq's for --env coq,
+    a Lean one (--variant) for lean."""
     if config.env.env == "isabelle":
         return "isabelle"
-    if config.env.env != "lean" or config.theorem.variant == "isabelle":
-        raise UsageError("miniF2F theorems need --env lean with a Lean 4 --variant, or --env isabelle")
+    if config.env.env == "coq":
+        return "rocq"
+    if config.env.env != "lean" or config.theorem.variant in ("isabelle", "rocq"):
+        raise UsageError(
+            "miniF2F theorems need --env lean with a Lean 4 --variant, --env coq (rocq) or --env isabelle"
+        )
     return config.theorem.variant
 
 
@@ -156,13 +183,8 @@ def write_tree(result: SearchResult, path: Path) -> None:
         path.write_text(json.dumps(nx.node_link_data(graph, edges="edges"), ensure_ascii=False, indent=1))
 
 
-def cmd_prove(args: argparse.Namespace) -> int:
-    config = resolve_prove_config(args)
-    theorem = select_theorem(config, args.name)
-    result = asyncio.run(prove_one(config, theorem, show_progress=not args.json))
-    if args.tree:
-        write_tree(result, args.tree)
-    if args.json:
+def print_result(result: SearchResult, theorem: Theorem, as_json: bool) -> None:
+    if as_json:
         print(json.dumps(result.to_record(), ensure_ascii=False))
     elif result.status == "proved":
         axioms = ", ".join(result.verdict.axioms) if result.verdict and result.verdict.axioms else "none"
@@ -182,7 +204,23 @@ def cmd_prove(args: argparse.Namespace) -> int:
                 f"warning: {result.verification_failures} proof(s) closed by the assistant failed the fresh "
                 "check (a backend bug worth reporting)"
             )
-    return EXIT_PROVED if result.status == "proved" else EXIT_NOT_PROVED
+    sys.stdout.flush()
+
+
+def cmd_prove(args: argparse.Namespace) -> int:
+    config = resolve_prove_config(args)
+    theorem = select_theorem(config, args.name)
+    if args.tree:
+        check_output_file(args.tree, "--tree")  # before the search, not after it
+    result = asyncio.run(prove_one(config, theorem, show_progress=not args.json))
+    print_result(result, theorem, args.json)  # the proof first: extras must never lose it
+    code = EXIT_PROVED if result.status == "proved" else EXIT_NOT_PROVED
+    if args.tree:
+        try:
+            write_tree(result, args.tree)
+        except (OSError, UsageError) as exc:
+            print(f"prover: error: the search tree was not written to {args.tree}: {exc}", file=sys.stderr)
+    return code
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -233,6 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Best-first proof search with a math language model, checked by a real proof assistant.",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     prove = sub.add_parser(

@@ -27,7 +27,8 @@ from typing import Any
 from envs.types import Theorem
 from prover.cli import ProveConfig, UsageError, add_prove_options, minif2f_variant, resolve_prove_config
 from prover.datasets import load_jsonl_benchmark, load_minif2f
-from prover.options import opt, resolve, to_jsonable
+from prover.options import GeneratorOptions, check_ranges, opt, resolve, secret_fields, to_jsonable
+from prover.paths import check_input_file, prepare_output_dir
 from prover.wiring import env_language
 from search.best_first import SearchResult
 
@@ -41,18 +42,21 @@ FINGERPRINT = ("theorem.benchmark", "theorem.variant", "theorem.data", "env.env"
 @dataclass(frozen=True)
 class EvalOptions:
     out: Path | None = opt(None, "run directory (results.jsonl, config.json, summary.json, plots)")
-    limit: int | None = opt(None, "evaluate only the first N theorems")
+    limit: int | None = opt(None, "evaluate only the first N theorems", at_least=1)
     names: str | None = opt(None, "comma-separated theorem names to evaluate")
     benchmark_file: Path | None = opt(
         None, "a JSONL benchmark (name, split, header, formal_statement) instead of miniF2F"
     )
-    concurrency: int | None = opt(None, "searches at once (default: one per proof-assistant process)")
-    attempts: int = opt(1, "attempts per theorem with different seeds, for pass@k")
+    concurrency: int | None = opt(None, "searches at once (default: one per proof-assistant process)", at_least=1)
+    attempts: int = opt(1, "attempts per theorem with different seeds, for pass@k", at_least=1)
     ray: str | None = opt(
         None, "run on Ray: a cluster ADDRESS, or no value (or `local`) to start a local instance", const="local"
     )
-    ray_workers: int = opt(2, "Ray workers (each with its own generator engine and proof-assistant pool)")
-    batch_wait_ms: float = opt(5.0, "how long the shared generator gathers requests into one batch")
+    ray_workers: int = opt(2, "Ray workers (each with its own generator engine and proof-assistant pool)", at_least=1)
+    batch_wait_ms: float = opt(5.0, "how long the shared generator gathers requests into one batch", at_least=0)
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
 
 
 # --------------------------------------------------------------------------- records
@@ -229,6 +233,7 @@ def write_plots(records: Sequence[dict[str, Any]], out: Path) -> list[Path]:
 def select_theorems(config: ProveConfig, options: EvalOptions) -> list[Theorem]:
     t = config.theorem
     if options.benchmark_file:
+        check_input_file(options.benchmark_file, "--benchmark-file")
         language = env_language(config.env)
         theorems = load_jsonl_benchmark(options.benchmark_file, language, t.split)  # type: ignore[arg-type]
     else:
@@ -246,10 +251,14 @@ def select_theorems(config: ProveConfig, options: EvalOptions) -> list[Theorem]:
 
 
 def prepare_run_dir(out: Path, config: dict[str, Any]) -> None:
-    out.mkdir(parents=True, exist_ok=True)
+    prepare_output_dir(out, "--out")
     path = out / CONFIG
     if path.exists():
         old = json.loads(path.read_text())
+        # a run written before secrets were left out may hold one: never compare (or keep) it
+        for name in secret_fields(GeneratorOptions):
+            if isinstance(old.get("generator"), dict):
+                old["generator"].pop(name, None)
 
         def pick(c: dict, dotted: str) -> Any:
             for part in dotted.split("."):
@@ -365,8 +374,7 @@ async def run_local(
 def evaluate(config: ProveConfig, options: EvalOptions, show_progress: bool = True) -> dict[str, Any]:
     if options.out is None:
         raise UsageError("--out RUNDIR is required")
-    if options.attempts < 1:
-        raise UsageError("--attempts must be at least 1")
+    prepare_output_dir(options.out, "--out")  # before loading anything: a bad --out is found at once
     theorems = select_theorems(config, options)
     if not theorems:
         raise UsageError("no theorems selected")
@@ -482,7 +490,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "as each theorem finishes; rerunning the command resumes. With --tactics FILE.jsonl (recorded "
         "steps: state, tactic), measures tactic prediction instead.",
     )
-    add_prove_options(p)
+    add_prove_options(p, one_theorem=False)
     add_options_eval(p)
     p.set_defaults(func=cmd_eval)
 

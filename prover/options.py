@@ -1,13 +1,17 @@
 """Command-line options come from dataclasses; the resolved values go into every results file.
 
-Each field carries its `--help` text. `add_options` turns a dataclass into argparse
-flags; `resolve` builds the dataclass from (defaults < preset < flags given).
+Each field carries its `--help` text and its valid range. `add_options` turns a dataclass into
+argparse flags; `resolve` builds the dataclass from (defaults < preset < flags given); every
+dataclass checks its ranges when built (`check_ranges`), so nonsense such as `--limit -1` is
+refused in one place. Secret fields (`--api-key`) are never written anywhere: `to_jsonable`
+leaves them out and their `repr` hides them.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, get_type_hints
@@ -23,26 +27,76 @@ def opt(
     choices: tuple[str, ...] | None = None,
     short: str | None = None,
     const: Any = None,
+    at_least: float | None = None,
+    above: float | None = None,
+    secret: bool = False,
 ) -> Any:
-    """A dataclass field that is also a flag. `const` makes the flag's value optional."""
+    """A dataclass field that is also a flag. `const` makes the flag's value optional.
+
+    `at_least`/`above` bound a number (None stays allowed: it means "not set"); a `secret`
+    never reaches config.json, results or logs.
+    """
     return field(
-        default=default, metadata={"help": help, "flag": flag, "choices": choices, "short": short, "const": const}
+        default=default,
+        repr=not secret,
+        metadata={
+            "help": help,
+            "flag": flag,
+            "choices": choices,
+            "short": short,
+            "const": const,
+            "at_least": at_least,
+            "above": above,
+            "secret": secret,
+        },
     )
+
+
+class OptionError(ValueError):
+    """An option value outside its range; the message names the flag."""
+
+
+def check_ranges(obj: Any) -> None:
+    """Refuse numbers outside the ranges the fields declare (called by each dataclass's __post_init__)."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        low, strict = f.metadata.get("above"), True
+        if low is None:
+            low, strict = f.metadata.get("at_least"), False
+        if low is None:
+            continue
+        if math.isnan(value) or (value <= low if strict else value < low):
+            bound = f"greater than {low:g}" if strict else f"at least {low:g}"
+            raise OptionError(f"{_flag(f)} must be {bound} (got {value:g})")
+
+
+def secret_fields(cls: type) -> frozenset[str]:
+    return frozenset(f.name for f in dataclasses.fields(cls) if f.metadata.get("secret"))
 
 
 def _flag(f: dataclasses.Field[Any]) -> str:
     return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
 
 
-def add_options(parser: argparse.ArgumentParser, cls: type, title: str) -> None:
+def add_options(parser: argparse.ArgumentParser, cls: type, title: str, skip: frozenset[str] = frozenset()) -> None:
+    """Add the fields of `cls` as flags, except those named in `skip` (they keep their defaults)."""
     group = parser.add_argument_group(title)
     hints = get_type_hints(cls)
     for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
         flags = [_flag(f)] + ([f.metadata["short"]] if f.metadata.get("short") else [])
         kind = hints[f.name]
         help_text = f.metadata.get("help", "")
         default = f.default
-        shown = "" if default in (None, "", False) else f" (default: {default})"
+        notes = [] if default in (None, "", False) else [f"default: {default}"]
+        if f.metadata.get("above") is not None:
+            notes.append(f"> {f.metadata['above']:g}")
+        elif f.metadata.get("at_least") is not None:
+            notes.append(f"≥ {f.metadata['at_least']:g}")
+        shown = f" ({'; '.join(notes)})" if notes else ""
         kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text + shown}
         if kind is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
@@ -81,7 +135,9 @@ def resolve(cls: type[T], args: argparse.Namespace, preset: dict[str, Any] | Non
 
 def to_jsonable(obj: Any) -> Any:
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return {
+            f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj) if not f.metadata.get("secret")
+        }
     if isinstance(obj, Path):
         return str(obj)
     if isinstance(obj, (list, tuple)):
@@ -99,13 +155,16 @@ class TheoremOptions:
     variant: str = opt(
         "lean4",
         "miniF2F variant: lean4 (maintained port), lean4_llemma (the statements "
-        "Llemma's 26.23%% used), lean4_deepseek, isabelle",
-        choices=("lean4", "lean4_llemma", "lean4_deepseek", "isabelle"),
+        "Llemma's 26.23%% used), lean4_deepseek, isabelle, rocq (miniF2F in Rocq; the one --env coq reads)",
+        choices=("lean4", "lean4_llemma", "lean4_deepseek", "isabelle", "rocq"),
     )
     file: Path | None = opt(None, "a .lean or .v file that contains the theorem")
     theorem: str | None = opt(None, "the theorem's name inside --file")
     statement: str | None = opt(None, 'a statement given inline, e.g. "theorem t : 1 + 1 = 2 :="')
     header: str = opt("", "imports/opens for --statement")
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
 
 
 @dataclass(frozen=True)
@@ -117,14 +176,19 @@ class EnvOptions:
     )
     repl_cmd: str | None = opt(None, "command that starts a Lean REPL (default: `lake exe repl` in --workspace)")
     workspace: Path | None = opt(None, "the Lean workspace (default: the project's, or ~/.cache/prover/lean)")
-    processes: int = opt(1, "proof-assistant processes in the pool")
-    memory_limit_mb: int | None = opt(None, "restart a proof-assistant process above this resident memory (MiB)")
+    processes: int = opt(1, "proof-assistant processes in the pool", at_least=1)
+    memory_limit_mb: int | None = opt(
+        None, "restart a proof-assistant process above this resident memory (MiB)", at_least=1
+    )
     coq_cmd: str = opt("coqidetop.opt -main-channel stdfds", "command that starts coqidetop")
     allow_native_decide: bool = opt(False, "let tactics use native_decide (trusts the compiler)")
     pisa_ports: str = opt("9000", "isabelle: comma-separated ports of running PISA servers (one slot each)")
     pisa_host: str = opt("localhost", "isabelle: host of the PISA servers")
     isabelle_path: Path | None = opt(None, "isabelle: the Isabelle installation PISA runs (default ~/Isabelle2022)")
     isabelle_workdir: Path | None = opt(None, "isabelle: directory PISA reads theories from (header theories go here)")
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
 
 
 @dataclass(frozen=True)
@@ -139,15 +203,20 @@ class GeneratorOptions:
     )
     tactics: Path | None = opt(None, "automation: file with one tactic per line, tried in order")
     prompt: str = opt("llemma", "prompt template: llemma, llmstep or a template FILE")
-    temperature: float = opt(0.0, "sampling temperature (0 with --beam for beam search)")
-    top_p: float = opt(0.95, "nucleus sampling mass")
+    temperature: float = opt(0.0, "sampling temperature (0 with --beam for beam search)", at_least=0)
+    top_p: float = opt(0.95, "nucleus sampling mass", above=0)
     beam: bool = opt(False, "beam search instead of sampling")
-    max_new_tokens: int = opt(256, "maximum tokens per tactic")
+    max_new_tokens: int = opt(256, "maximum tokens per tactic", at_least=1)
     device: str | None = opt(None, "hf: cpu, cuda, mps (default: the best available)")
     dtype: str | None = opt(None, "hf: float32, float16, bfloat16 (default: bfloat16 on GPU, float32 on CPU)")
     base_url: str | None = opt(None, "openai: base URL of the server (env OPENAI_BASE_URL)")
-    api_key: str | None = opt(None, "openai: API key (env OPENAI_API_KEY)")
+    api_key: str | None = opt(
+        None, "openai: API key (env OPENAI_API_KEY); never written to config.json or results", secret=True
+    )
     seed: int = opt(0, "random seed for sampling")
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
 
 
 @dataclass(frozen=True)
@@ -157,17 +226,20 @@ class SearchOptions:
         "llemma: Llemma's miniF2F setup (32 beams at temperature 0, length-normalised score, 100 expansions, 600 s)",
         choices=("llemma",),
     )
-    expansions: int = opt(100, "maximum expansions per theorem")
-    time_limit: float = opt(600.0, "wall-clock seconds per theorem")
-    tactic_timeout: float = opt(10.0, "seconds per tactic")
-    max_restarts: int = opt(10, "proof-assistant restarts allowed per theorem")
-    samples: int = opt(8, "candidate tactics per expanded state")
-    batch: int = opt(1, "states expanded per model call")
+    expansions: int = opt(100, "maximum expansions per theorem", at_least=1)
+    time_limit: float = opt(600.0, "wall-clock seconds per theorem", above=0)
+    tactic_timeout: float = opt(10.0, "seconds per tactic", above=0)
+    max_restarts: int = opt(10, "proof-assistant restarts allowed per theorem", at_least=0)
+    samples: int = opt(8, "candidate tactics per expanded state", at_least=1)
+    batch: int = opt(1, "states expanded per model call", at_least=1)
     scorer: str = opt(
         "logprob",
         "frontier order: logprob (sum) or normalized (sum of per-token means)",
         choices=("logprob", "normalized"),
     )
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
 
 
 PRESETS: dict[str, dict[str, Any]] = {

@@ -20,6 +20,7 @@ from envs.types import Progress, ProofState, Proved, Theorem
 from prover.cli import ProveConfig, UsageError
 from prover.datasets import read_jsonl
 from prover.options import to_jsonable
+from prover.paths import check_input_file, prepare_output_dir
 from prover.wiring import env_language
 
 
@@ -112,6 +113,7 @@ def summarize_tactics(records: list[dict[str, Any]], k: int) -> dict[str, Any]:
 
 
 def run_tactic_eval(config: ProveConfig, path: Path, options: Any, k: int, check: bool = False) -> int:
+    check_input_file(path, "--tactics")
     steps = read_jsonl(path)
     for i, s in enumerate(steps):
         if "state" not in s or "tactic" not in s:
@@ -119,7 +121,7 @@ def run_tactic_eval(config: ProveConfig, path: Path, options: Any, k: int, check
     out = options.out
     previous: list[dict[str, Any]] = []
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
+        prepare_output_dir(out, "--out")
         resolved = {**to_jsonable(config), "steps": str(path), "top_k": k, "check": check}
         (out / "tactic_config.json").write_text(json.dumps(resolved, indent=2, ensure_ascii=False) + "\n")
         if (out / "tactic_results.jsonl").exists():
