@@ -7,7 +7,10 @@ check with its axiom audit (`ProofEnv.verify`) is the second line of defence.
 
 The rules reject anything that gives up (`sorry`, `admit`), could end the proof
 block, start a new command, change the environment (axioms, options, attributes,
-meta-programs) or leave a comment or bracket open that swallows what follows.
+meta-programs) or leave a comment or bracket open that swallows what follows. Every
+language also rejects characters that change how a tactic reads or travels: control
+characters (tab and newline excepted), bidi overrides and isolates, line/paragraph separators
+and lone surrogates.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-_LEAN_GIVE_UP = ("sorry", "admit", "sorryAx")
+# `stop` is `repeat sorry`; `apply?` admits the goal when no lemma closes it; `lcProof` is the
+# compiler's axiom that proves any proposition.
+_LEAN_GIVE_UP = ("sorry", "admit", "sorryAx", "stop", "apply?", "lcProof")
 # Commands and declaration keywords: none of these belongs inside a tactic proof.
 _LEAN_COMMANDS = (
     "theorem", "lemma", "example", "axiom", "axioms", "def", "instance", "abbrev",
@@ -26,6 +31,13 @@ _LEAN_COMMANDS = (
     "initialize", "builtin_initialize", "unsafe", "implemented_by", "extern",
     "noncomputable", "private", "protected", "partial", "export", "add_decl_doc",
     "register_simp_attr", "deriving", "include", "omit",
+    # Mathlib/Batteries/Aesop commands, and meta code run from a term
+    "notation3", "irreducible_def", "alias", "simproc", "dsimproc", "simproc_decl", "dsimproc_decl",
+    "add_aesop_rules", "declare_aesop_rule_sets", "register_option", "register_builtin_option",
+    "register_label_attr", "initialize_simps_projections", "suppress_compilation", "seal", "unseal",
+    "compile_inductive", "nonrec", "by_elab", "grind_pattern", "library_note", "assert_not_exists",
+    # these belong to the enclosing declaration: they end the proof block
+    "where", "termination_by", "decreasing_by",
 )  # fmt: skip
 # Escapes into the meta level or the compiler's trust.
 _LEAN_META = (
@@ -41,6 +53,25 @@ _LEAN_META = (
     "unsafeCast",
     "ofReduceBool",
 )
+# Trusting the compiler: `native_decide`, `decide +native` / `(config := {native := true})`, and the
+# bit-blasting tactics whose certificates are checked by compiled code (`Lean.ofReduceBool`).
+_LEAN_NATIVE_RE = re.compile(
+    r"(?<![\w.])native_decide(?![\w])|\+native(?![\w])|(?<![\w.])native\s*:=|(?<![\w.])bv_(?:decide|check)(?![\w])"
+)
+# Characters that change how a tactic reads or travels: C0/C1 controls except tab and newline,
+# bidi embeddings/overrides/isolates, line and paragraph separators, lone surrogates.
+_BAD_CHAR_RE = re.compile(
+    r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029\ud800-\udfff]"
+)
+
+
+def check_characters(tactic: str) -> str | None:
+    """None if every character of `tactic` is printable text (tab and newline allowed), else why not."""
+    if m := _BAD_CHAR_RE.search(tactic):
+        return f"tactic contains the control or bidi character U+{ord(m.group(0)):04X}"
+    return None
+
+
 # At the start of a line these end the proof block (`end` closes a section/namespace).
 _LEAN_LINE_START = ("end", "open", "@[", "local", "scoped", "#")
 
@@ -67,6 +98,18 @@ _COQ_COMMANDS = (
     "Restart", "Goal", "Time", "Timeout", "Program", "Canonical", "Coercion", "Open",
     "Close", "Scheme", "Add", "Remove", "Create", "Generalizable", "Implicit", "Context",
     "Let", "Admit", "Abort",
+    # proof-mode and inspection vernacular: change focus, undo, print, or leave the proof
+    "Focus", "Unfocus", "Unfocused", "BackTo", "Backtrack", "Solve", "Obligations", "Existential",
+    "Grab", "Show", "Guarded", "Strategy", "Typeclasses", "Derive", "Functional", "Function", "Include",
+    "Optimize", "Polymorphic", "Monomorphic", "Cumulative", "NonCumulative", "Primitive", "Extract",
+    "Recursive", "Separate", "Bind", "Delimit", "Undelimit", "Reserved", "About", "SearchPattern",
+    "SearchRewrite", "SearchHead", "Inspect", "Preterm", "Equations", "Debug", "Profile", "Comments",
+    "Universes", "Abbreviation",
+)  # fmt: skip
+# Vernacular whose name could also be a hypothesis or lemma name: rejected at the start of the sentence.
+_COQ_LEADING_COMMANDS = (
+    "Cd", "Pwd", "Info", "Test", "Write", "Restore", "Register", "Universe", "Constraint", "Variant",
+    "Collection", "Private", "Final", "Instructions",
 )  # fmt: skip
 
 
@@ -89,6 +132,9 @@ _LEAN_COMMAND_RE = _words(_LEAN_COMMANDS)
 _LEAN_HASH_COMMAND_RE = re.compile(r"(?<![\w])#[a-zA-Z_]\w*")
 _COQ_GIVE_UP_RE = _words(_COQ_GIVE_UP)
 _COQ_COMMAND_RE = re.compile(r"(?:^|(?<=[\s;\[|(]))(?:" + "|".join(re.escape(w) for w in _COQ_COMMANDS) + r")(?![\w'])")
+_COQ_LEADING_COMMAND_RE = re.compile(
+    r"^[\s\-+*{}]*(?:" + "|".join(re.escape(w) for w in _COQ_LEADING_COMMANDS) + r")(?![\w'])"
+)
 _COQ_SENTENCE_END_RE = re.compile(r"(?<!\.)\.(?=\s|$)")
 
 
@@ -114,8 +160,8 @@ def check_lean_tactic(tactic: str, policy: TacticPolicy = TacticPolicy()) -> str
         return "empty tactic"
     if len(tactic) > policy.max_chars:
         return f"tactic longer than {policy.max_chars} characters"
-    if "\x00" in tactic:
-        return "tactic contains a NUL character"
+    if bad := check_characters(tactic):
+        return bad
     if tactic.count("/-") != tactic.count("-/"):
         return "unterminated block comment"
     code = _strip_lean_strings(tactic)
@@ -123,8 +169,8 @@ def check_lean_tactic(tactic: str, policy: TacticPolicy = TacticPolicy()) -> str
         return "unterminated string literal"
     if m := _LEAN_GIVE_UP_RE.search(code):
         return f"`{m.group(0)}` gives up on the goal"
-    if not policy.allow_native_decide and re.search(r"(?<![\w.])native_decide(?![\w])", code):
-        return "`native_decide` trusts the compiler (disabled by policy)"
+    if not policy.allow_native_decide and (m := _LEAN_NATIVE_RE.search(code)):
+        return f"`{m.group(0)}` trusts the compiler like native_decide (disabled by policy)"
     if m := _LEAN_COMMAND_RE.search(code):
         return f"`{m.group(0)}` starts a command, not a tactic"
     if m := _LEAN_HASH_COMMAND_RE.search(code):
@@ -189,6 +235,8 @@ def check_coq_tactic(tactic: str, policy: TacticPolicy = TacticPolicy()) -> str 
         return "empty tactic"
     if len(tactic) > policy.max_chars:
         return f"tactic longer than {policy.max_chars} characters"
+    if bad := check_characters(tactic):
+        return bad
     code = _strip_coq_comments_and_strings(tactic)
     if code is None:
         return "unterminated comment or string"
@@ -199,8 +247,10 @@ def check_coq_tactic(tactic: str, policy: TacticPolicy = TacticPolicy()) -> str 
         return "more than one sentence: a `.` ends the tactic early"
     if m := _COQ_GIVE_UP_RE.search(body):
         return f"`{m.group(0)}` gives up on the goal"
-    if m := _COQ_COMMAND_RE.search(body):
-        return f"`{m.group(0)}` is a command, not a tactic"
+    if m := _COQ_COMMAND_RE.search(body) or _COQ_LEADING_COMMAND_RE.search(body):
+        return f"`{m.group(0).lstrip(' -+*{}')}` is a command, not a tactic"
+    if "#[" in body:
+        return "`#[` attributes belong to commands, not tactics"
     for word in policy.extra_banned:
         if re.search(rf"(?<![\w]){re.escape(word)}(?![\w])", body):
             return f"`{word}` is banned by policy"
@@ -250,6 +300,8 @@ def check_isabelle_tactic(tactic: str, policy: TacticPolicy = TacticPolicy()) ->
         return "empty tactic"
     if len(tactic) > policy.max_chars:
         return f"tactic longer than {policy.max_chars} characters"
+    if bad := check_characters(tactic):
+        return bad
     if m := _ISABELLE_BANNED.search(tactic):
         return f"`{m.group(0)}` is not allowed in a proof step"
     if tactic.count("(*") != tactic.count("*)"):

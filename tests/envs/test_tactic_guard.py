@@ -47,6 +47,31 @@ LEAN_BAD = {
     "simp\ninclude h": "command",
     "omit h in simp": "command",
     "unsafe_cast": None,
+    # issue 11.6: `stop` is `repeat sorry`; `apply?` admits the goal it cannot close
+    "stop": "gives up",
+    "simp\n  stop": "gives up",
+    "apply?": "gives up",
+    "exact lcProof": "gives up",
+    # the native-decide family trusts the compiler
+    "decide +native": "compiler",
+    "decide +kernel +native": "compiler",
+    "decide (config := {native := true})": "compiler",
+    "decide (config := { kernel := false, native := true })": "compiler",
+    "bv_decide": "compiler",
+    # these end the proof block or run meta code from a term
+    "exact f\nwhere f : True := trivial": "command",
+    "simp\ndecreasing_by simp": "command",
+    "exact by_elab pure (Lean.mkConst ``True.intro)": "command",
+    "simproc foo (_) := fun _ => pure .continue": "command",
+    "alias foo := bar": "command",
+    'notation3 "x" => 1': "command",
+    # characters that change how the tactic reads (issue 11.7, 13.5)
+    "simp\u202e": "U+202E",
+    "simp \u2066x\u2069": "U+2066",
+    "simp\u2028": "U+2028",
+    'exact "\x01"': "U+0001",
+    "simp\rlinarith": "U+000D",
+    "simp\x1b[2K": "U+001B",
 }
 
 
@@ -61,8 +86,24 @@ def test_lean_rejects_escapes(tactic, why):
     assert reason is not None and why in reason, (tactic, reason)
 
 
-def test_native_decide_is_configurable():
-    assert check_tactic("lean4", "native_decide", TacticPolicy(allow_native_decide=True)) is None
+@pytest.mark.parametrize(
+    "tactic", ["native_decide", "decide +native", "decide (config := {native := true})", "bv_decide"]
+)
+def test_native_decide_is_configurable(tactic):
+    assert check_tactic("lean4", tactic) is not None
+    assert check_tactic("lean4", tactic, TacticPolicy(allow_native_decide=True)) is None
+
+
+@pytest.mark.parametrize("tactic", ["decide", "exact?", "exact h.stop", "simp [Nat.native]", "simp\tat h"])
+def test_lean_near_misses_pass(tactic):
+    assert check_tactic("lean4", tactic) is None
+
+
+@pytest.mark.parametrize("language", ["lean4", "coq", "isabelle"])
+@pytest.mark.parametrize("char", ["\x00", "\x01", "\x7f", "\x85", "\u202a", "\u202e", "\u2067", "\u2029", "\ud800"])
+def test_every_language_rejects_control_and_bidi_characters(language, char):
+    reason = check_tactic(language, f"simp{char}")
+    assert reason is not None and f"U+{ord(char):04X}" in reason
 
 
 COQ_OK = [
@@ -76,6 +117,9 @@ COQ_OK = [
     "apply (f_equal S).",
     "simpl in *.",
     "destruct l as [|x xs].",
+    "apply Cd.",
+    "apply FunctionalExtensionality.functional_extensionality.",
+    "intros\tn.",
 ]
 COQ_BAD = [
     "admit",
@@ -94,6 +138,28 @@ COQ_BAD = [
     "Set Printing All.",
     "Definition x := 1.",
     "",
+    # issue 11.6: proof-mode vernacular
+    "Focus 1.",
+    "Unfocus.",
+    "BackTo 3.",
+    "Solve All Obligations.",
+    "Solve Obligations with auto.",
+    "Existential 1 := 0.",
+    "Grab Existential Variables.",
+    "Show.",
+    "Show Proof.",
+    "Guarded.",
+    "Strategy 1000 [f].",
+    "Typeclasses Opaque f.",
+    "Optimize Proof.",
+    "Info 1 auto.",
+    'Cd "/tmp".',
+    '- Cd "/tmp".',
+    "#[local] Hint Resolve x : core.",
+    "#[local] auto.",
+    # issue 11.7: a control character makes Coq's XML reply unparsable
+    'idtac "\x01".',
+    "auto.\u202e",
 ]
 
 
