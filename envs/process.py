@@ -1,18 +1,26 @@
-"""A proof-assistant child process: start, kill with its children, measure memory.
+"""A proof-assistant child process: start, kill with its children, cap its memory.
 
 Every backend that talks to a program over stdin/stdout builds on `ChildProcess`.
 The process runs in its own session so a kill reaches the whole tree (`lake exe repl`
-starts the REPL as a grandchild).
+starts the REPL as a grandchild). Children never outlive us:
+- the child asks the kernel for SIGKILL when its parent dies (`PR_SET_PDEATHSIG`, Linux);
+- a tiny watchdog (`sh`) holds a pipe from us and kills the child's whole process group when
+  that pipe closes, which happens whenever we die, even by SIGKILL: this reaches
+  grandchildren, which the parent-death signal does not.
+With a memory cap, a watcher samples the tree's RSS while the process lives and kills it at the
+cap; the request in flight then fails with `MemoryCapExceeded`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
 import shutil
 import signal
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,20 +31,48 @@ log = logging.getLogger(__name__)
 STREAM_LIMIT = 1 << 26  # one REPL answer may be a long pretty-printed JSON line
 
 
+MEMORY_POLL_S = 0.2  # how often a capped process's RSS is sampled
+_PR_SET_PDEATHSIG = 1
+
+
 class ProcessDied(EnvError):
     """The child exited or closed its output."""
+
+
+class MemoryCapExceeded(ProcessDied):
+    """The child was killed because its memory (with its descendants) passed the cap."""
+
+
+def _die_with_parent(parent: int) -> None:
+    """In the forked child, before exec: SIGKILL when the parent dies (no-op off Linux)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
+def _child_options() -> dict[str, object]:
+    parent = os.getpid()
+    return {"start_new_session": True, "preexec_fn": lambda: _die_with_parent(parent)}
 
 
 class ChildProcess:
     """One running program. Not safe for concurrent requests: callers hold a lock."""
 
-    def __init__(self, argv: Sequence[str], cwd: Path | None, setup_hint: str) -> None:
+    def __init__(
+        self, argv: Sequence[str], cwd: Path | None, setup_hint: str, memory_limit_mb: int | None = None
+    ) -> None:
         self.argv = list(argv)
         self.cwd = cwd
         self.setup_hint = setup_hint
+        self.memory_limit_mb = memory_limit_mb
         self.proc: asyncio.subprocess.Process | None = None
         self._stderr_tail: list[str] = []
         self._stderr_task: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.subprocess.Process | None = None
+        self._memory_task: asyncio.Task[None] | None = None
+        self.killed_for: str | None = None  # why the memory watcher killed it
 
     async def start(self) -> None:
         if not self.argv:
@@ -53,12 +89,44 @@ class ChildProcess:
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
-                start_new_session=True,
                 limit=STREAM_LIMIT,
+                **_child_options(),  # type: ignore[arg-type]
             )
         except OSError as exc:
             raise EnvSetupError(f"cannot run `{' '.join(self.argv)}`: {exc}. {self.setup_hint}") from exc
         self._stderr_task = asyncio.create_task(self._drain_stderr())
+        await self._start_watchdog(self.proc.pid)
+        if self.memory_limit_mb is not None:
+            self._memory_task = asyncio.create_task(self._watch_memory(self.memory_limit_mb))
+
+    async def _start_watchdog(self, pgid: int) -> None:
+        """`sh` holding a pipe from us: when our end closes (we died), it kills the child's group."""
+        sh = shutil.which("sh")
+        if sh is None:
+            return
+        with contextlib.suppress(OSError):
+            self._watchdog = await asyncio.create_subprocess_exec(
+                sh,
+                "-c",
+                "read _; kill -9 -$0",
+                str(pgid),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+                preexec_fn=os.setpgrp,  # not in our group: a Ctrl-C must not kill it before the child
+            )
+
+    async def _watch_memory(self, limit_mb: int) -> None:
+        while self.alive:
+            rss = self.rss_bytes()
+            if rss > limit_mb << 20:
+                self.killed_for = f"memory {rss >> 20} MiB over the {limit_mb} MiB cap"
+                log.info("killing `%s`: %s", " ".join(self.argv), self.killed_for)
+                if self.proc is not None:
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.killpg(self.proc.pid, signal.SIGKILL)
+                return
+            await asyncio.sleep(MEMORY_POLL_S)
 
     async def _drain_stderr(self) -> None:
         assert self.proc is not None and self.proc.stderr is not None
@@ -75,12 +143,12 @@ class ChildProcess:
 
     async def write(self, data: bytes) -> None:
         if self.proc is None or self.proc.stdin is None or not self.alive:
-            raise ProcessDied(self._death_message())
+            raise self._died()
         try:
             self.proc.stdin.write(data)
             await self.proc.stdin.drain()
         except (BrokenPipeError, ConnectionResetError) as exc:
-            raise ProcessDied(self._death_message()) from exc
+            raise self._died() from exc
 
     async def readline(self) -> bytes:
         assert self.proc is not None and self.proc.stdout is not None
@@ -88,7 +156,7 @@ class ChildProcess:
         if not line:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.proc.wait(), 1.0)
-            raise ProcessDied(self._death_message())
+            raise self._died()
         return line
 
     async def read_until(self, marker: bytes) -> bytes:
@@ -98,7 +166,12 @@ class ChildProcess:
         except asyncio.IncompleteReadError as exc:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.proc.wait(), 1.0)
-            raise ProcessDied(self._death_message()) from exc
+            raise self._died() from exc
+
+    def _died(self) -> ProcessDied:
+        if self.killed_for is not None:
+            return MemoryCapExceeded(f"`{' '.join(self.argv)}` was killed: {self.killed_for}")
+        return ProcessDied(self._death_message())
 
     def _death_message(self) -> str:
         code = None if self.proc is None else self.proc.returncode
@@ -124,6 +197,10 @@ class ChildProcess:
 
     async def kill(self) -> None:
         proc, self.proc = self.proc, None
+        if self._memory_task is not None:
+            self._memory_task.cancel()
+            self._memory_task = None
+        await self._stop_watchdog()
         if proc is None:
             return
         if proc.returncode is None:
@@ -146,6 +223,23 @@ class ChildProcess:
             with contextlib.suppress(Exception):
                 transport.close()
 
+    async def _stop_watchdog(self) -> None:
+        watchdog, self._watchdog = self._watchdog, None
+        if watchdog is None:
+            return
+        if watchdog.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                watchdog.kill()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(watchdog.wait(), 5.0)
+        if watchdog.stdin is not None:
+            with contextlib.suppress(Exception):
+                watchdog.stdin.close()
+        transport = getattr(watchdog, "_transport", None)
+        if transport is not None:
+            with contextlib.suppress(Exception):
+                transport.close()
+
 
 async def run_command(argv: Sequence[str], cwd: Path | None, timeout: float, setup_hint: str) -> tuple[int, str] | None:
     """Run a program to completion: (exit code, stdout+stderr), or None on timeout (it is killed)."""
@@ -157,7 +251,7 @@ async def run_command(argv: Sequence[str], cwd: Path | None, timeout: float, set
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
-        start_new_session=True,
+        **_child_options(),  # type: ignore[arg-type]
     )
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), timeout)
