@@ -1,80 +1,123 @@
-"""Batching across searches: gather the requests of many concurrent searches for a few
-milliseconds (or until `max_batch` states wait) and send them to the backend as one call.
+"""Batching across callers: gather the requests of many concurrent searches (or editor requests)
+for a few milliseconds (or until `max_batch` items wait) and send them to the backend as one call.
 
+`Batcher` is the mechanism, over any item type; `BatchingGenerator` applies it to a
+`TacticGenerator` (the searches), and the suggestion server applies it to editor requests.
 Requests with different `n` are sent as separate calls. Errors reach every waiting caller.
+A caller that is cancelled while its request waits takes the request out of the queue: only
+live requests reach the backend. With `max_pending`, a full queue refuses new work at once
+(`QueueFull`) instead of growing without bound.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from envs.types import ProofState
 from search.best_first import Suggestion, TacticGenerator
 
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class QueueFull(RuntimeError):
+    """More items wait than the batcher's `max_pending`: try again later."""
+
 
 @dataclass
-class _Request:
-    states: Sequence[ProofState]
+class _Request(Generic[T, R]):
+    items: Sequence[T]
     n: int
-    future: asyncio.Future[list[list[Suggestion]]]
+    future: asyncio.Future[list[R]]
 
 
-class BatchingGenerator:
-    def __init__(self, inner: TacticGenerator, max_batch: int = 32, max_wait: float = 0.005) -> None:
-        self.inner = inner
+class Batcher(Generic[T, R]):
+    """One backend call `call(items, n) -> one result per item` for the requests waiting.
+
+    `max_wait` is how long the first waiting request holds the call open for others; 0 sends
+    what has arrived by the next turn of the event loop (requests that arrive while a call runs
+    still go together in the next one).
+    """
+
+    def __init__(
+        self,
+        call: Callable[[list[T], int], Awaitable[list[R]]],
+        max_batch: int = 32,
+        max_wait: float = 0.005,
+        max_pending: int | None = None,
+    ) -> None:
+        self.call = call
         self.max_batch = max_batch
         self.max_wait = max_wait
-        self._queue: list[_Request] = []
+        self.max_pending = max_pending
+        self._queue: list[_Request[T, R]] = []
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self.backend_calls = 0
 
-    async def generate(self, states: Sequence[ProofState], n: int) -> list[list[Suggestion]]:
+    @property
+    def pending(self) -> int:
+        """Items waiting for a backend call (not those in one)."""
+        return sum(len(r.items) for r in self._queue if not r.future.done())
+
+    async def submit(self, items: Sequence[T], n: int) -> list[R]:
+        if self.max_pending is not None and self.pending + len(items) > self.max_pending:
+            raise QueueFull(f"{self.pending} requests are waiting (the limit is {self.max_pending})")
         loop = asyncio.get_running_loop()
         if self._task is None or self._task.done():
             self._wakeup = asyncio.Event()
             self._task = loop.create_task(self._run())
-        request = _Request(states, n, loop.create_future())
+        request: _Request[T, R] = _Request(items, n, loop.create_future())
         self._queue.append(request)
         assert self._wakeup is not None
         self._wakeup.set()
-        return await request.future
-
-    def _waiting(self) -> int:
-        return sum(len(r.states) for r in self._queue)
+        try:
+            return await request.future
+        except asyncio.CancelledError:
+            if request in self._queue:  # still waiting: it never reaches the backend
+                self._queue.remove(request)
+            raise
 
     async def _run(self) -> None:
         assert self._wakeup is not None
+        loop = asyncio.get_running_loop()
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
-            deadline = asyncio.get_running_loop().time() + self.max_wait
-            while self._waiting() < self.max_batch:
-                remaining = deadline - asyncio.get_running_loop().time()
-                if remaining <= 0:
-                    break
-                try:
-                    await asyncio.wait_for(self._wakeup.wait(), remaining)
-                    self._wakeup.clear()
-                except asyncio.TimeoutError:
-                    break
-            batch, self._queue = self._queue, []
+            if self.max_wait > 0:
+                deadline = loop.time() + self.max_wait
+                while self.pending < self.max_batch:
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        break
+                    try:
+                        await asyncio.wait_for(self._wakeup.wait(), remaining)
+                        self._wakeup.clear()
+                    except asyncio.TimeoutError:
+                        break
+            else:
+                await asyncio.sleep(0)  # what arrived in this turn of the loop goes together
+            batch, self._queue = [r for r in self._queue if not r.future.done()], []
             for n in sorted({r.n for r in batch}):
-                chunk: list[_Request] = []
+                chunk: list[_Request[T, R]] = []
                 for r in (r for r in batch if r.n == n):
-                    if chunk and sum(len(c.states) for c in chunk) + len(r.states) > self.max_batch:
+                    if chunk and sum(len(c.items) for c in chunk) + len(r.items) > self.max_batch:
                         await self._send(chunk, n)
                         chunk = []
                     chunk.append(r)
                 await self._send(chunk, n)
 
-    async def _send(self, group: list[_Request], n: int) -> None:
-        states = [s for r in group for s in r.states]
+    async def _send(self, group: list[_Request[T, R]], n: int) -> None:
+        group = [r for r in group if not r.future.done()]  # cancelled while an earlier chunk ran
+        if not group:
+            return
+        items = [s for r in group for s in r.items]
         try:
             self.backend_calls += 1
-            results = await self.inner.generate(states, n)
+            results = await self.call(items, n)
         except Exception as exc:  # every caller learns of the failure
             for r in group:
                 if not r.future.done():
@@ -83,13 +126,8 @@ class BatchingGenerator:
         i = 0
         for r in group:
             if not r.future.done():
-                r.future.set_result(results[i : i + len(r.states)])
-            i += len(r.states)
-
-    def reseed(self, seed: int) -> None:
-        reseed = getattr(self.inner, "reseed", None)
-        if reseed is not None:
-            reseed(seed)
+                r.future.set_result(results[i : i + len(r.items)])
+            i += len(r.items)
 
     async def aclose(self) -> None:
         if self._task is not None:
@@ -98,6 +136,41 @@ class BatchingGenerator:
                 await self._task
             except (asyncio.CancelledError, Exception):
                 pass
+        for r in self._queue:
+            if not r.future.done():
+                r.future.cancel()
+        self._queue = []
+
+
+class BatchingGenerator:
+    """A `TacticGenerator` whose concurrent `generate` calls share backend calls."""
+
+    def __init__(self, inner: TacticGenerator, max_batch: int = 32, max_wait: float = 0.005) -> None:
+        self.inner = inner
+        self._batcher: Batcher[ProofState, list[Suggestion]] = Batcher(inner.generate, max_batch, max_wait)
+
+    @property
+    def backend_calls(self) -> int:
+        return self._batcher.backend_calls
+
+    @property
+    def max_batch(self) -> int:
+        return self._batcher.max_batch
+
+    @property
+    def max_wait(self) -> float:
+        return self._batcher.max_wait
+
+    async def generate(self, states: Sequence[ProofState], n: int) -> list[list[Suggestion]]:
+        return await self._batcher.submit(states, n)
+
+    def reseed(self, seed: int) -> None:
+        reseed = getattr(self.inner, "reseed", None)
+        if reseed is not None:
+            reseed(seed)
+
+    async def aclose(self) -> None:
+        await self._batcher.aclose()
         close = getattr(self.inner, "aclose", None)
         if close is not None:
             await close()

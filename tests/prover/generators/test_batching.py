@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from envs.types import ProofState
-from prover.generators.batching import BatchingGenerator
+from prover.generators.batching import Batcher, BatchingGenerator, QueueFull
 from search.best_first import Suggestion
 
 
@@ -46,3 +48,67 @@ async def test_errors_reach_every_caller():
     results = await asyncio.gather(*(gen.generate([ProofState(("g",))], 1) for _ in range(3)), return_exceptions=True)
     assert all(isinstance(r, RuntimeError) for r in results)
     await gen.aclose()
+
+
+async def test_a_cancelled_caller_takes_its_request_out_of_the_queue():
+    calls: list[list[str]] = []
+    release = asyncio.Event()
+
+    async def call(items, n):
+        calls.append(list(items))
+        await release.wait()
+        return [x.upper() for x in items]
+
+    batcher = Batcher(call, max_batch=64, max_wait=0)
+    first = asyncio.create_task(batcher.submit(["a"], 1))
+    await asyncio.sleep(0.01)  # "a" is in the backend; the next ones wait for it
+    abandoned = [asyncio.create_task(batcher.submit([f"x{i}"], 1)) for i in range(10)]
+    kept = asyncio.create_task(batcher.submit(["b"], 1))
+    await asyncio.sleep(0.01)
+    assert batcher.pending == 11
+    for t in abandoned:
+        t.cancel()
+    await asyncio.sleep(0)
+    assert batcher.pending == 1
+    release.set()
+    assert await first == ["A"] and await kept == ["B"]
+    assert calls == [["a"], ["b"]]  # the abandoned requests never ran the model
+    await batcher.aclose()
+
+
+async def test_a_full_queue_refuses_at_once():
+    release = asyncio.Event()
+
+    async def call(items, n):
+        await release.wait()
+        return list(items)
+
+    batcher = Batcher(call, max_batch=64, max_wait=0, max_pending=2)
+    running = asyncio.create_task(batcher.submit(["in flight"], 1))
+    await asyncio.sleep(0.01)
+    waiting = [asyncio.create_task(batcher.submit([i], 1)) for i in range(2)]
+    await asyncio.sleep(0)
+    with pytest.raises(QueueFull):
+        await batcher.submit(["one too many"], 1)
+    release.set()
+    assert await running == ["in flight"] and [await w for w in waiting] == [[0], [1]]
+    await batcher.aclose()
+
+
+async def test_zero_wait_sends_what_arrived_while_the_backend_was_busy_as_one_call():
+    sizes: list[int] = []
+
+    async def call(items, n):
+        sizes.append(len(items))
+        await asyncio.sleep(0.02)
+        return list(items)
+
+    batcher = Batcher(call, max_batch=64, max_wait=0)
+    await asyncio.gather(*(batcher.submit([i], 1) for i in range(16)))
+    assert sizes == [16]
+    first = asyncio.create_task(batcher.submit(["alone"], 1))
+    await asyncio.sleep(0.005)
+    rest = await asyncio.gather(*(batcher.submit([i], 1) for i in range(16)))
+    assert await first == ["alone"] and rest == [[i] for i in range(16)]
+    assert sizes == [16, 1, 16]
+    await batcher.aclose()
