@@ -22,7 +22,7 @@ class InstantEnv:
     """Every tactic makes progress to a new state; nothing is ever proved."""
 
     language = "lean4"
-    restarts = 0
+    size = 1
 
     def __init__(self) -> None:
         self.counter = 0

@@ -10,11 +10,14 @@ as `verification_failed` and the search goes on.
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import heapq
 import itertools
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -26,9 +29,12 @@ from envs.types import (
     ProofEnv,
     ProofState,
     Proved,
+    TacticResult,
     Theorem,
     TimedOut,
+    Usage,
     Verdict,
+    metered,
 )
 from search.tree import Node, Outcome, SearchTree
 
@@ -84,9 +90,12 @@ class Budget:
 
 @dataclass(frozen=True, slots=True)
 class SearchConfig:
+    """`pipeline`: ask the generator for the next batch while this one is checked (for model generators)."""
+
     samples: int = 8
     batch: int = 1
     scorer: str = "logprob"
+    pipeline: bool = False
 
     def __post_init__(self) -> None:
         if self.samples < 1 or self.batch < 1:
@@ -100,6 +109,11 @@ Status = Literal["proved", "failed", "error"]
 
 @dataclass(slots=True)
 class SearchResult:
+    """`env_s`, `model_s`, `verify_s`: wall time with at least one such call of this search in flight.
+
+    `restarts`, `replays`, `verify_s` are what the env charged to this search's own calls (`metered`).
+    """
+
     theorem: str
     status: Status
     stop_reason: str
@@ -112,9 +126,11 @@ class SearchResult:
     model_calls: int = 0
     model_s: float = 0.0
     env_s: float = 0.0
+    verify_s: float = 0.0
     wall_s: float = 0.0
     verification_failures: int = 0
     restarts: int = 0
+    replays: int = 0
     error: str = ""
     tree: SearchTree | None = field(default=None, repr=False)
 
@@ -138,9 +154,11 @@ class SearchResult:
             "model_calls": self.model_calls,
             "model_s": round(self.model_s, 3),
             "env_s": round(self.env_s, 3),
+            "verify_s": round(self.verify_s, 3),
             "wall_s": round(self.wall_s, 3),
             "verification_failures": self.verification_failures,
             "restarts": self.restarts,
+            "replays": self.replays,
             "nodes": len(self.tree) if self.tree else 0,
             "error": self.error,
         }
@@ -155,23 +173,71 @@ class SearchProgress:
 
 
 class _Clock:
-    """Time spent in the model and in the proof assistant, and the restarts this search caused."""
+    """Wall time during which some call of one kind was in flight: concurrent calls count once."""
 
-    def __init__(self, env: Any) -> None:
-        self.model = 0.0
-        self.env = 0.0
-        self.restarts = 0
-        self._env = env
-        self._mark = (0.0, 0)
+    def __init__(self) -> None:
+        self.spent: dict[str, float] = {"model": 0.0, "env": 0.0, "verify": 0.0}
+        self._in_flight: dict[str, int] = dict.fromkeys(self.spent, 0)
+        self._since: dict[str, float] = dict.fromkeys(self.spent, 0.0)
 
-    def env_begin(self) -> None:
-        self._mark = (time.monotonic(), getattr(self._env, "restarts", 0))
+    @contextmanager
+    def timing(self, kind: str) -> Iterator[None]:
+        if self._in_flight[kind] == 0:
+            self._since[kind] = time.monotonic()
+        self._in_flight[kind] += 1
+        try:
+            yield
+        finally:
+            self._in_flight[kind] -= 1
+            if self._in_flight[kind] == 0:
+                self.spent[kind] += time.monotonic() - self._since[kind]
 
-    def env_end(self) -> None:
-        # counted around this search's own calls, so a shared env's other searches do not spend its budget
-        started, restarts = self._mark
-        self.env += time.monotonic() - started
-        self.restarts += getattr(self._env, "restarts", 0) - restarts
+
+@dataclass(slots=True)
+class _Counts:
+    expansions: int = 0
+    tactic_calls: int = 0
+    model_calls: int = 0
+    verification_failures: int = 0
+
+
+@dataclass(slots=True)
+class _Checked:
+    """What one candidate's run produced; `verdict` only for a closed proof that was re-checked."""
+
+    result: TacticResult
+    verdict: Verdict | None = None
+
+
+@dataclass(slots=True)
+class _Checks:
+    """The outcome of checking one expansion's candidates (index-aligned with its jobs)."""
+
+    results: list[_Checked | None]
+    error: EnvError | None = None
+
+
+_collector_users = 0
+_collector_threshold: tuple[int, int, int] = (0, 0, 0)
+
+
+@contextmanager
+def _collector_tuned() -> Iterator[None]:
+    """Fewer garbage collections while searches run (the tree is long-lived); restored by the last one."""
+    global _collector_users, _collector_threshold
+    if _collector_users == 0:
+        _collector_threshold = gc.get_threshold()
+        gc.set_threshold(max(_collector_threshold[0], _YOUNG_THRESHOLD), 50, 1000)
+    _collector_users += 1
+    try:
+        yield
+    finally:
+        _collector_users -= 1
+        if _collector_users == 0:
+            gc.set_threshold(*_collector_threshold)
+
+
+_YOUNG_THRESHOLD = 50_000
 
 
 async def best_first_search(
@@ -182,153 +248,246 @@ async def best_first_search(
     config: SearchConfig = SearchConfig(),
     on_progress: Callable[[SearchProgress], None] | None = None,
 ) -> SearchResult:
+    """Search for a proof of `theorem`; see the module docstring for the order and the guarantees.
+
+    The candidates of an expansion run concurrently, at most `env.size` at a time, launched in
+    candidate order; their outcomes enter the tree in candidate order. Once a proof is verified no
+    new candidate starts (those in flight finish within their timeout and are recorded).
+    """
+    with metered() as usage, _collector_tuned():
+        return await _search(env, generator, theorem, budget, config, on_progress, usage)
+
+
+async def _search(
+    env: ProofEnv,
+    generator: TacticGenerator,
+    theorem: Theorem,
+    budget: Budget,
+    config: SearchConfig,
+    on_progress: Callable[[SearchProgress], None] | None,
+    usage: Usage,
+) -> SearchResult:
     started = time.monotonic()
     deadline = started + budget.time_limit
-    clock = _Clock(env)
+    clock = _Clock()
     scorer = SCORERS[config.scorer]
+    width = max(1, env.size)
+    counts = _Counts()
+    found: list[str] = []  # the verified proof, once there is one
+    verdicts: list[Verdict] = []  # the last fresh check's verdict is reported
+    verify_lock = asyncio.Lock()
 
     def finish(status: Status, reason: str, tree: SearchTree | None = None, **extra: Any) -> SearchResult:
         return SearchResult(
             theorem=theorem.name,
             status=status,
             stop_reason=reason,
-            model_s=clock.model,
-            env_s=clock.env,
+            model_s=clock.spent["model"],
+            env_s=clock.spent["env"],
+            # the env's own accounting when it keeps one, else the time this search waited for it
+            verify_s=usage.verify_s or clock.spent["verify"],
             wall_s=time.monotonic() - started,
-            restarts=clock.restarts,
+            restarts=usage.restarts,
+            replays=usage.replays,
+            verdict=verdicts[-1] if verdicts else None,
             tree=tree,
+            expansions=counts.expansions,
+            tactic_calls=counts.tactic_calls,
+            model_calls=counts.model_calls,
+            verification_failures=counts.verification_failures,
             **extra,
         )
 
-    clock.env_begin()
     try:
-        root = await env.start(theorem)
+        with clock.timing("env"):
+            root = await env.start(theorem)
     except EnvSetupError:
         raise
     except EnvError as exc:
-        clock.env_end()
         return finish("error", "start_error", error=str(exc))
-    clock.env_end()
 
     tree = SearchTree(root)
     counter = itertools.count()
     frontier: list[tuple[float, int, int]] = [(-0.0, next(counter), tree.root.id)]
-    expansions = tactic_calls = model_calls = verification_failures = 0
-    stop_reason = ""
-    proof: list[str] = []
-    verdict: Verdict | None = None
 
-    while not tree.proved:
-        if expansions >= budget.max_expansions:
-            stop_reason = "expansions"
-            break
-        if time.monotonic() >= deadline:
-            stop_reason = "time_limit"
-            break
-        if clock.restarts > budget.max_restarts:
-            stop_reason = "env_restarts"
-            break
+    def out_of_time() -> bool:
+        return time.monotonic() >= deadline
+
+    def too_many_restarts() -> bool:
+        return usage.restarts > budget.max_restarts
+
+    def pop_batch() -> list[Node]:
         batch: list[Node] = []
         while frontier and len(batch) < config.batch:
             _, _, node_id = heapq.heappop(frontier)
             node = tree.nodes[node_id]
             if not node.expanded and node.status.value == "open":
                 batch.append(node)
-        if not batch:
-            stop_reason = "frontier_exhausted"
-            break
-        t = time.monotonic()
-        suggestions = await generator.generate([n.state for n in batch], config.samples)
-        clock.model += time.monotonic() - t
-        model_calls += 1
-        expansions += len(batch)
-        for node, candidates in zip(batch, suggestions, strict=True):
-            tried = 0
-            for s in candidates:
+        return batch
+
+    async def ask(batch: list[Node]) -> list[list[Suggestion]]:
+        with clock.timing("model"):
+            suggestions = await generator.generate([n.state for n in batch], config.samples)
+        counts.model_calls += 1
+        counts.expansions += len(batch)
+        return suggestions
+
+    async def verify(node: Node, tactic: str) -> Verdict | None:
+        """Re-check a closed proof, one at a time; None when another proof was accepted meanwhile."""
+        async with verify_lock:
+            if found:
+                return None
+            proof = [e.tactic for e in tree.path_to(node)] + [tactic]
+            with clock.timing("verify"):
+                verdict = await env.verify(theorem, proof)
+            verdicts.append(verdict)
+            if verdict.accepted:
+                found.extend(proof)
+            return verdict
+
+    async def check(jobs: list[tuple[Node, Suggestion]]) -> _Checks:
+        """Run the jobs at most `width` at a time, taking them in order; stop taking once proved."""
+        checks = _Checks([None] * len(jobs))
+        order = iter(range(len(jobs)))  # shared: each job is taken by exactly one worker
+
+        async def worker() -> None:
+            for i in order:
+                if found or checks.error is not None or too_many_restarts():
+                    return
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or tree.proved:
-                    break
-                clock.env_begin()
+                if remaining <= 0:
+                    return
+                node, s = jobs[i]
                 try:
-                    result = await env.run_tactic(node.state, s.tactic, min(budget.tactic_timeout, remaining))
+                    with clock.timing("env"):
+                        result = await env.run_tactic(node.state, s.tactic, min(budget.tactic_timeout, remaining))
+                    counts.tactic_calls += 1
+                    if isinstance(result, Proved):
+                        verdict = await verify(node, s.tactic)
+                        if verdict is None:
+                            continue  # a proof was accepted meanwhile; this one is ignored, unchecked
+                        checks.results[i] = _Checked(result, verdict)
+                    else:
+                        checks.results[i] = _Checked(result)
                 except EnvSetupError:
                     raise
                 except EnvError as exc:
-                    clock.env_end()
-                    tree.propagate(node)
-                    return finish(
-                        "error",
-                        "env_error",
-                        tree,
-                        expansions=expansions,
-                        tactic_calls=tactic_calls,
-                        model_calls=model_calls,
-                        verification_failures=verification_failures,
-                        error=str(exc),
-                    )
-                clock.env_end()
-                tactic_calls += 1
+                    checks.error = checks.error or exc
+                    return
+
+        workers = [asyncio.ensure_future(worker()) for _ in range(min(width, len(jobs)))]
+        try:
+            await asyncio.gather(*workers)
+        except BaseException:
+            for w in workers:
+                w.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            raise
+        return checks
+
+    def record(batch: list[Node], suggestions: list[list[Suggestion]], checks: _Checks) -> None:
+        """Add the outcomes to the tree in candidate order, whatever order they finished in."""
+        i = 0
+        for node, candidates in zip(batch, suggestions, strict=True):
+            tried = 0
+            for s in candidates:
+                checked = checks.results[i]
+                i += 1
+                if checked is None:
+                    continue
                 tried += 1
-                if isinstance(result, Progress):
-                    score = scorer(node.score, s)
-                    child = tree.add_edge(node, s.tactic, s.logprob, Outcome.PROGRESS, state=result.state, score=score)
-                    if child is not None:
-                        heapq.heappush(frontier, (-score, next(counter), child.id))
-                elif isinstance(result, Proved):
-                    candidate = [e.tactic for e in tree.path_to(node)] + [s.tactic]
-                    clock.env_begin()
-                    check = await env.verify(theorem, candidate)
-                    clock.env_end()
-                    verdict = check
-                    if check.accepted:
-                        tree.add_edge(node, s.tactic, s.logprob, Outcome.PROVED, message=result.detail)
-                        tree.propagate(node)  # the root is proved now: stop at this first proof
-                        proof = candidate
-                    else:
-                        verification_failures += 1
-                        log.warning(
-                            "%s: the assistant closed the proof but the fresh check rejected it: %s",
-                            theorem.name,
-                            check.reason,
-                        )
-                        tree.add_edge(node, s.tactic, s.logprob, Outcome.UNVERIFIED, message=check.reason)
-                elif isinstance(result, TimedOut):
-                    tree.add_edge(node, s.tactic, s.logprob, Outcome.TIMED_OUT, message=f"{result.seconds:g}s")
-                elif isinstance(result, Failed):
-                    tree.add_edge(node, s.tactic, s.logprob, Outcome.FAILED, message=result.message)
-                else:  # pragma: no cover - the union is closed
-                    raise TypeError(f"unexpected tactic result {result!r}")
+                _add(tree, node, s, checked, scorer, frontier, counter)
+                if checked.verdict is not None and not checked.verdict.accepted:
+                    counts.verification_failures += 1
+                    log.warning(
+                        "%s: the assistant closed the proof but the fresh check rejected it: %s",
+                        theorem.name,
+                        checked.verdict.reason,
+                    )
             if tried == len(candidates):
                 # only a node whose every candidate ran can fail; an interrupted one stays open
                 tree.mark_expanded(node)
             tree.propagate(node)
-            if tree.proved:
+
+    stop_reason = ""
+    ready: tuple[list[Node], list[list[Suggestion]]] | None = None  # generated, not yet checked
+    while not tree.proved:
+        if out_of_time():
+            stop_reason = "time_limit"
+            break
+        if too_many_restarts():
+            stop_reason = "env_restarts"
+            break
+        if ready is None:
+            if counts.expansions >= budget.max_expansions:
+                stop_reason = "expansions"
                 break
+            batch = pop_batch()
+            if not batch:
+                stop_reason = "frontier_exhausted"
+                break
+            ready = (batch, await ask(batch))
+        batch, suggestions = ready
+        ready = None
+        jobs = [(node, s) for node, candidates in zip(batch, suggestions, strict=True) for s in candidates]
+        if config.pipeline and counts.expansions < budget.max_expansions:
+            # while this batch is checked, the generator works on the next best open states; these
+            # are chosen before this batch's children are in the frontier (order lags one batch)
+            checking = asyncio.ensure_future(check(jobs))
+            try:
+                following = pop_batch()
+                if following:
+                    ready = (following, await ask(following))
+                checks = await checking
+            except BaseException:
+                checking.cancel()
+                await asyncio.gather(checking, return_exceptions=True)
+                raise
+        else:
+            checks = await check(jobs)
+        record(batch, suggestions, checks)
+        if checks.error is not None:
+            return finish("error", "env_error", tree, error=str(checks.error))
         if on_progress is not None:
             best = -frontier[0][0] if frontier else float("-inf")
-            on_progress(SearchProgress(expansions, len(frontier), best, time.monotonic() - started))
+            on_progress(SearchProgress(counts.expansions, len(frontier), best, time.monotonic() - started))
 
     if tree.proved:
         return finish(
             "proved",
             "proved",
             tree,
-            proof=proof,
-            proof_text=env.render_proof(theorem, proof),
+            proof=list(found),
+            proof_text=env.render_proof(theorem, found),
             verified=True,
-            verdict=verdict,
-            expansions=expansions,
-            tactic_calls=tactic_calls,
-            model_calls=model_calls,
-            verification_failures=verification_failures,
         )
-    return finish(
-        "failed",
-        stop_reason,
-        tree,
-        verdict=verdict,
-        expansions=expansions,
-        tactic_calls=tactic_calls,
-        model_calls=model_calls,
-        verification_failures=verification_failures,
-    )
+    return finish("failed", stop_reason, tree)
+
+
+def _add(
+    tree: SearchTree,
+    node: Node,
+    s: Suggestion,
+    checked: _Checked,
+    scorer: Scorer,
+    frontier: list[tuple[float, int, int]],
+    counter: Iterator[int],
+) -> None:
+    result = checked.result
+    if isinstance(result, Progress):
+        score = scorer(node.score, s)
+        child = tree.add_edge(node, s.tactic, s.logprob, Outcome.PROGRESS, state=result.state, score=score)
+        if child is not None:
+            heapq.heappush(frontier, (-score, next(counter), child.id))
+    elif isinstance(result, Proved):
+        assert checked.verdict is not None
+        if checked.verdict.accepted:
+            tree.add_edge(node, s.tactic, s.logprob, Outcome.PROVED, message=result.detail)
+        else:
+            tree.add_edge(node, s.tactic, s.logprob, Outcome.UNVERIFIED, message=checked.verdict.reason)
+    elif isinstance(result, TimedOut):
+        tree.add_edge(node, s.tactic, s.logprob, Outcome.TIMED_OUT, message=f"{result.seconds:g}s")
+    elif isinstance(result, Failed):
+        tree.add_edge(node, s.tactic, s.logprob, Outcome.FAILED, message=result.message)
+    else:  # pragma: no cover - the union is closed
+        raise TypeError(f"unexpected tactic result {result!r}")

@@ -180,3 +180,225 @@ async def test_restart_budget_is_a_stop_reason():
     )
     result = await search(env, gen, Budget(max_restarts=2))
     assert result.stop_reason == "env_restarts" and result.restarts > 2 and result.status == "failed"
+
+
+# ---- restart attribution (issue 11.2)
+
+
+async def test_a_neighbours_restarts_are_not_charged_to_this_search():
+    # A only times out (each timeout restarts a process of the shared env); B walks a chain to a proof
+    chain = {f"s{i}": {"step": f"s{i + 1}"} for i in range(10)}
+    graph = {"root": {f"slow{i}": "timeout" for i in range(10)} | {"step": "s0"}, **chain, "s10": {"qed": QED}}
+    env = ScriptedEnv(graph, delay=0.01)
+    timeouts = FixedGenerator({"root": [(f"slow{i}", 0.0) for i in range(10)]})
+    steps = FixedGenerator({"root": [("step", 0.0)], "s10": [("qed", 0.0)]}, default=[("step", 0.0)])
+    a, b = await asyncio.gather(
+        best_first_search(env, timeouts, THM, Budget(max_restarts=100), SearchConfig(samples=10)),
+        best_first_search(env, steps, THM, Budget(max_restarts=2), SearchConfig(samples=10)),
+    )
+    assert env.restarts == 10
+    assert a.restarts == 10 and a.to_record()["restarts"] == 10
+    assert b.status == "proved" and b.stop_reason == "proved"
+    assert b.restarts == 0 and b.to_record()["restarts"] == 0
+
+
+async def test_verification_time_and_replays_come_from_the_envs_meter():
+    env = ScriptedEnv({"root": {"a": "A"}, "A": {"b": QED}}, verify_delay=0.05, replays_per_call=3)
+    result = await search(env, FixedGenerator({"root": [("a", 0.0)], "A": [("b", 0.0)]}))
+    record = result.to_record()
+    assert record["replays"] == 6 and result.replays == 6
+    assert record["verify_s"] == 0.05
+    assert result.env_s < 0.05  # tactic checking, apart from the fresh check
+
+
+# ---- parallel candidates (issue 10.5)
+
+
+async def test_candidates_of_one_expansion_run_at_most_size_at_a_time():
+    env = ScriptedEnv({"root": {}}, delay=0.05, size=4)
+    result = await search(env, FixedGenerator({"root": [(f"t{i}", 0.0) for i in range(10)]}), config=SearchConfig(10))
+    assert env.peak == 4
+    assert result.tactic_calls == 10 and result.tree.root.status.value == "failed"
+    assert result.env_s < 0.05 * 10 * 0.8  # overlapping calls count once
+
+
+async def test_outcomes_enter_the_tree_in_candidate_order_whatever_order_they_finish_in():
+    graph = {"root": {f"t{i}": f"g{i}" for i in range(6)}}
+    env = ScriptedEnv(graph, size=3, delays={f"t{i}": 0.01 * (6 - i) for i in range(6)})
+    result = await search(env, FixedGenerator({"root": [(f"t{i}", -0.1 * i) for i in range(6)]}, default=[]))
+    assert [t for _, t in env.calls][:3] != ["t0", "t1", "t2"]  # they did finish out of order
+    assert env.launched[:3] == ["t0", "t1", "t2"]
+    assert [e.tactic for e in result.tree.root.out_edges] == [f"t{i}" for i in range(6)]
+    assert [n.state.goals[0] for n in result.tree.nodes[1:]] == [f"g{i}" for i in range(6)]
+
+
+async def test_no_candidate_starts_after_the_proof_is_verified():
+    env = ScriptedEnv({"root": {"quick": QED}}, size=2, delays={"slow": 0.2, "quick": 0.01})
+    gen = FixedGenerator({"root": [("slow", 0.0), ("quick", 0.0)] + [(f"later{i}", 0.0) for i in range(5)]})
+    result = await search(env, gen)
+    assert result.status == "proved" and result.proof == ["quick"]
+    assert env.launched == ["slow", "quick"]  # nothing launched once proved; the slow one was let finish
+    assert [e.tactic for e in result.tree.root.out_edges] == ["slow", "quick"]
+    assert result.tactic_calls == 2
+
+
+async def test_a_second_proof_found_meanwhile_is_not_rechecked():
+    env = ScriptedEnv({"root": {"p1": QED, "p2": QED}}, size=2, verify_delay=0.05)
+    result = await search(env, FixedGenerator({"root": [("p1", 0.0), ("p2", 0.0)]}))
+    assert result.proof == ["p1"] and env.verified == [("p1",)]
+
+
+async def test_parallel_checks_respect_the_deadline_and_leave_the_node_open():
+    env = ScriptedEnv({"root": {}}, delay=0.05, size=4)
+    gen = FixedGenerator({"root": [(f"t{i}", 0.0) for i in range(100)]})
+    result = await search(env, gen, Budget(time_limit=0.3), SearchConfig(samples=100))
+    assert result.stop_reason == "time_limit" and result.wall_s < 1.0
+    assert 0 < result.tactic_calls < 100
+    assert result.tree.root.status.value == "open" and not result.tree.root.expanded
+    assert max(env.timeouts) <= 0.3
+
+
+async def test_each_candidate_gets_the_tactic_timeout():
+    env = ScriptedEnv({"root": {}}, size=3)
+    await search(env, FixedGenerator({"root": [(f"t{i}", 0.0) for i in range(5)]}), Budget(tactic_timeout=2.5))
+    assert env.timeouts == [2.5] * 5
+
+
+async def test_a_broken_env_during_parallel_checks_ends_the_search_as_error():
+    env = ScriptedEnv({"root": {"ok": "A"}}, size=3, delay=0.02, broken={"bad"})
+    gen = FixedGenerator({"root": [("ok", 0.0), ("bad", 0.0)] + [(f"t{i}", 0.0) for i in range(10)]})
+    result = await best_first_search(env, gen, THM, config=SearchConfig(samples=12))
+    assert result.status == "error" and result.stop_reason == "env_error" and "died" in result.error
+    assert len(env.launched) < 12
+    assert [e.tactic for e in result.tree.root.out_edges][0] == "ok"
+    result.tree.check_invariants()
+
+
+async def test_cancelling_a_search_leaves_no_check_running():
+    env = ScriptedEnv({"root": {}}, delay=0.05, size=4)
+    task = asyncio.ensure_future(
+        best_first_search(env, FixedGenerator({"root": [(f"t{i}", 0.0) for i in range(40)]}), THM)
+    )
+    await asyncio.sleep(0.08)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    launched = len(env.launched)
+    await asyncio.sleep(0.15)
+    assert env.in_flight == 0 and len(env.launched) == launched
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
+async def test_restart_budget_stops_launching_within_an_expansion():
+    env = ScriptedEnv({"root": {f"slow{i}": "timeout" for i in range(20)}}, size=2)
+    gen = FixedGenerator({"root": [(f"slow{i}", 0.0) for i in range(20)]})
+    result = await search(env, gen, Budget(max_restarts=3), SearchConfig(samples=20))
+    assert result.stop_reason == "env_restarts" and 3 < result.restarts <= 5
+    assert result.tree.root.status.value == "open"
+
+
+# ---- overlapping the model with checking
+
+
+class SlowGenerator(FixedGenerator):
+    """A model-like generator: each call takes `delay` seconds; `events` logs calls and their ends."""
+
+    def __init__(self, table, default=(), delay=0.05, events=None):
+        super().__init__(table, default)
+        self.delay = delay
+        self.events = events if events is not None else []
+
+    async def generate(self, states, n):
+        names = ",".join(s.goals[0] for s in states)
+        self.events.append(f"generate {names}")
+        await asyncio.sleep(self.delay)
+        self.events.append(f"generated {names}")
+        return await super().generate(states, n)
+
+
+class LoggingEnv(ScriptedEnv):
+    events: list = []
+
+    async def run_tactic(self, state, tactic, timeout):
+        self.events.append(f"run {state.goals[0]} {tactic}")
+        result = await super().run_tactic(state, tactic, timeout)
+        self.events.append(f"ran {state.goals[0]} {tactic}")
+        return result
+
+
+async def test_pipeline_asks_for_the_next_states_while_checking() -> None:
+    events: list[str] = []
+    graph = {"root": {"a": "A", "b": "B"}, "A": {"x": "AX"}, "B": {"y": "BY"}, "AX": {"qed": QED}}
+    env = LoggingEnv(graph, delay=0.1)
+    env.events = events
+    gen = SlowGenerator(
+        {"root": [("a", -0.1), ("b", -0.2)], "A": [("x", 0.0)], "B": [("y", 0.0)]}, [("qed", 0.0)], 0.05, events
+    )
+    result = await search(env, gen, config=SearchConfig(pipeline=True))
+    assert result.status == "proved" and result.proof == ["a", "x", "qed"]
+    # while A's candidate runs, the generator is already asked about B, the next best open state
+    assert events.index("generate B") < events.index("ran A x")
+    assert events.index("run A x") < events.index("generated B")
+    assert result.model_s + result.env_s > result.wall_s  # the two overlapped
+
+
+async def test_without_pipeline_the_model_waits_for_the_checks() -> None:
+    events: list[str] = []
+    graph = {"root": {"a": "A", "b": "B"}, "A": {"x": "AX"}, "B": {"y": "BY"}, "AX": {"qed": QED}}
+    env = LoggingEnv(graph, delay=0.02)
+    env.events = events
+    gen = SlowGenerator(
+        {"root": [("a", -0.1), ("b", -0.2)], "A": [("x", 0.0)], "B": [("y", 0.0)]}, [("qed", 0.0)], 0.01, events
+    )
+    result = await search(env, gen)
+    assert result.proof == ["a", "x", "qed"] and "generate B" not in events  # strict best-first: AX came first
+
+
+async def test_pipeline_keeps_the_expansion_budget_and_checks_every_generated_batch():
+    chain = {f"s{i}": {"step": f"s{i + 1}", "alt": f"t{i}"} for i in range(50)}
+    chain["root"] = {"step": "s0", "alt": "t"}
+    env = ScriptedEnv(chain, delay=0.01)
+    gen = SlowGenerator({}, [("step", -1.0), ("alt", -1.5)], 0.01)
+    result = await search(env, gen, Budget(max_expansions=6), SearchConfig(pipeline=True))
+    assert result.stop_reason == "expansions" and result.expansions == 6 and gen.batches == [1] * 6
+    assert sum(n.expanded for n in result.tree.nodes) == 6  # no generated batch was dropped unchecked
+
+
+async def test_pipeline_generator_error_cancels_the_checks():
+    class Failing(SlowGenerator):
+        async def generate(self, states, n):
+            if states[0].goals[0] != "root":
+                raise RuntimeError("model server down")
+            return await super().generate(states, n)
+
+    env = ScriptedEnv({"root": {"a": "A", "b": "B"}, "A": {}, "B": {}}, delay=0.05)
+    with pytest.raises(RuntimeError, match="model server down"):
+        await best_first_search(
+            env, Failing({"root": [("a", 0.0), ("b", 0.0)]}, [("z", 0.0)], 0.0), THM, config=SearchConfig(pipeline=True)
+        )
+    await asyncio.sleep(0.1)
+    assert env.in_flight == 0 and asyncio.all_tasks() == {asyncio.current_task()}
+
+
+# ---- garbage collection
+
+
+async def test_collector_is_tuned_during_searches_and_restored_after_the_last() -> None:
+    import gc
+
+    before = gc.get_threshold()
+    seen: list[tuple[int, int, int]] = []
+
+    class Watching(FixedGenerator):
+        async def generate(self, states, n):
+            seen.append(gc.get_threshold())
+            await asyncio.sleep(0.01)
+            return await super().generate(states, n)
+
+    env = ScriptedEnv({"root": {"a": "A"}, "A": {"b": QED}})
+    fast = best_first_search(env, Watching({"root": [("a", 0.0)], "A": [("b", 0.0)]}), THM)
+    slow_env = ScriptedEnv({"root": {"a": "A"}, "A": {"b": QED}}, delay=0.1)
+    slow = best_first_search(slow_env, Watching({"root": [("a", 0.0)], "A": [("b", 0.0)]}), THM)
+    await asyncio.gather(fast, slow)
+    assert all(t != before and t[0] > before[0] for t in seen)
+    assert gc.get_threshold() == before
