@@ -2,22 +2,29 @@
 
 JSONL schema, one theorem per line: `name`, `split`, `header`, `formal_statement`,
 optional `informal_statement` / `informal_proof`. miniF2F is read from `--data DIR`
-or downloaded once into a cache directory.
+or downloaded once into a cache directory. Informal statements and proofs join the formal
+ones by `name`. Theorem names are read only through `envs.declarations`.
+miniF2F in Rocq (`rocq`) gets the Coq prelude (`coq_prelude`) in front of each header.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import logging
 import os
 import re
+import shutil
+import subprocess
 import tarfile
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
+from envs.declarations import DeclarationError, declarations, find_declaration, first_declaration
 from envs.types import Language, Theorem
 
 log = logging.getLogger(__name__)
@@ -28,7 +35,9 @@ MINIF2F_FILES = {
     "lean4_llemma": "minif2f_lean4_llemma.jsonl",
     "lean4_deepseek": "minif2f_lean4_deepseek.jsonl",
     "isabelle": "minif2f_isabelle.jsonl",
+    "rocq": "minif2f_rocq.jsonl",
 }
+LANGUAGES: dict[str, Language] = {"isabelle": "isabelle", "rocq": "coq"}  # every other variant is Lean 4
 # The maintained Lean 4 port, pinned; its files are MiniF2F/{Valid,Test}/<name>.lean.
 LEAN4_ARCHIVE = "https://github.com/yangky11/miniF2F-lean4/archive/5746b7d6c47855ce1294bed87329618ff7f1bc31.tar.gz"
 # Isabelle statements and the informal statements/proofs (Draft, Sketch, Prove), pinned.
@@ -37,6 +46,8 @@ DEEPSEEK_JSONL = (
     "https://raw.githubusercontent.com/deepseek-ai/DeepSeek-Prover-V1.5/"
     "2c4ba9119eef74d0d611f494261b2c5bae98c69a/datasets/minif2f.jsonl"
 )
+# miniF2F in Rocq (translated from the Lean, Isabelle and informal versions), pinned; files {valid,test}/<name>.v.
+ROCQ_ARCHIVE = "https://github.com/LLM4Rocq/miniF2F-rocq/archive/b60affae5d9b81eb097424e3143c40165ccbe97b.tar.gz"
 
 
 class DatasetError(ValueError):
@@ -123,6 +134,24 @@ def _lean4_from_archive(data: bytes) -> list[dict]:
     return _by_split_and_name(records)
 
 
+def _rocq_from_archive(data: bytes) -> list[dict]:
+    """Records of LLM4Rocq/miniF2F-rocq: the header is the text before the theorem, the statement
+    runs from `Theorem` to the text before the last `Proof.` (each file ends `Proof.` or `Proof. Admitted.`)."""
+    records = []
+    for m, text in _archive_texts(data, r"/(valid|test)/([^/]+)\.v$"):
+        name = m.group(2)
+        found = find_declaration(text, name, "coq")
+        cut = text.rfind("Proof.")
+        if found is None or cut < found.end:
+            log.warning("skipping %s: no `Theorem %s ... Proof.` in it", m.group(0), name)
+            continue
+        records.append(
+            {"name": name, "split": m.group(1), "header": text[: found.start],
+             "formal_statement": text[found.start : cut].strip()}
+        )  # fmt: skip
+    return _by_split_and_name(records)
+
+
 def ensure_minif2f(variant: str, data: Path | None) -> Path:
     """The JSONL file of `variant`, downloading it into the cache the first time."""
     if variant not in MINIF2F_FILES:
@@ -147,6 +176,8 @@ def ensure_minif2f(variant: str, data: Path | None) -> Path:
             for r in read_jsonl_bytes(_download(DEEPSEEK_JSONL))
         ]  # fmt: skip
         _write_jsonl(path, records)
+    elif variant == "rocq":
+        _write_jsonl(path, _rocq_from_archive(_download(ROCQ_ARCHIVE)))
     elif variant in ("isabelle", "informal"):
         informal, isabelle = _facebook_from_archive(_download(FACEBOOK_ARCHIVE))
         _write_jsonl(cache_dir() / MINIF2F_FILES["informal"], informal)
@@ -177,11 +208,11 @@ def _facebook_from_archive(data: bytes) -> tuple[list[dict], list[dict]]:
                  "informal_proof": raw.get("informal_proof", "")}
             )  # fmt: skip
             continue
-        start = re.search(rf"\b(theorem|lemma)\s+{re.escape(name)}\b", text)
-        if start is None:
+        found = find_declaration(text, name, "isabelle")
+        if found is None:
             continue
-        end = _ISABELLE_PROOF_START.search(text, start.end())
-        statement = text[start.start() : end.start() if end else len(text)].rstrip()
+        end = _ISABELLE_PROOF_START.search(text, found.end)
+        statement = text[found.keyword : end.start() if end else len(text)].rstrip()
         isabelle.append({"name": name, "split": split, "theory": text, "formal_statement": statement})
     return _by_split_and_name(informal), _by_split_and_name(isabelle)
 
@@ -190,9 +221,13 @@ def read_jsonl_bytes(data: bytes) -> list[dict]:
     return [json.loads(line) for line in data.decode().splitlines() if line.strip()]
 
 
-def load_minif2f(variant: str = "lean4", split: str | None = None, data: Path | None = None) -> list[Theorem]:
+def load_minif2f(
+    variant: str = "lean4", split: str | None = None, data: Path | None = None, prelude: bool = True
+) -> list[Theorem]:
+    """The theorems of a miniF2F variant, informal text joined by name. `prelude`: put the Coq
+    prelude (`coq_prelude`) in front of each Rocq header."""
     if variant == "informal":
-        raise DatasetError("`informal` holds no formal statements; choose a Lean 4 or the Isabelle variant")
+        raise DatasetError("`informal` holds no formal statements; choose a Lean 4, the Isabelle or the Rocq variant")
     path = ensure_minif2f(variant, data)
     informal_path = path.parent / MINIF2F_FILES["informal"]
     if data is None and not informal_path.is_file():
@@ -203,11 +238,48 @@ def load_minif2f(variant: str = "lean4", split: str | None = None, data: Path | 
     informal: dict[str, dict] = {}
     if informal_path.is_file():
         informal = {r["name"]: r for r in read_jsonl(informal_path)}
-    language: Language = "isabelle" if variant == "isabelle" else "lean4"
+    language = LANGUAGES.get(variant, "lean4")
     theorems = theorems_from_records(read_jsonl(path), language, informal, str(path))
     if split is not None:
         theorems = [t for t in theorems if t.split == split]
+    if language == "coq" and prelude:
+        theorems = [replace(t, header=coq_prelude(t.header) + t.header) for t in theorems]
     return theorems
+
+
+# --------------------------------------------------------------------------- the Coq prelude
+
+HAMMER_IMPORT = "From Hammer Require Import Hammer Tactics."
+# CoqHammer gives each prover 20 s by default; a search tactic gets seconds
+HAMMER_SETTINGS = ("Set Hammer ATPLimit 5.", "Set Hammer ReconstrLimit 5.")
+_REALS = re.compile(r"\b(?:Reals|Coquelicot|Lra|Psatz|Rdefinitions|Rbase)\b")
+
+
+@functools.cache
+def hammer_installed(coqc: str = "coqc") -> bool:
+    """Whether CoqHammer (its plugin and its tactics library) is installed for `coqc`."""
+    if shutil.which(coqc) is None:
+        return False
+    try:
+        where = subprocess.run([coqc, "-where"], capture_output=True, text=True, timeout=30, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+    contrib = Path(where.strip()) / "user-contrib" / "Hammer"
+    return (contrib / "Plugin" / "Hammer.vo").is_file() and (contrib / "Tactics" / "Tactics.vo").is_file()
+
+
+def coq_prelude(header: str, hammer: bool | None = None) -> str:
+    """The lines a benchmark header needs for the automation tactics: `Lia` (lia, nia) always;
+    `Lra` and `Psatz` (lra, nra, psatz) when the header works over the reals (loading the reals
+    elsewhere could change what the statement's names mean); CoqHammer (`sauto`, `hammer`) when
+    installed (`hammer` None: detect). Imports come before the header, so the header's own
+    imports keep the last word on every name the statement uses."""
+    lines = ["Require Import Lia."]
+    if _REALS.search(header):
+        lines.append("Require Import Lra Psatz.")
+    if hammer if hammer is not None else hammer_installed():
+        lines += [HAMMER_IMPORT, *HAMMER_SETTINGS]
+    return "".join(line + "\n" for line in lines if line not in header)
 
 
 def load_jsonl_benchmark(path: Path, language: Language = "lean4", split: str | None = None) -> list[Theorem]:
@@ -226,9 +298,6 @@ def find_theorem(theorems: list[Theorem], name: str) -> Theorem:
 
 # --------------------------------------------------------------------------- source files
 
-_LEAN_DECL = r"^[ \t]*(?:@\[[^\]]*\][ \t]*)?(?:theorem|lemma)[ \t]+{name}(?=[\s:({{\[])"
-_COQ_DECL = r"^[ \t]*(?:Theorem|Lemma|Example|Corollary|Proposition|Fact|Remark)[ \t]+{name}(?=[\s:(])"
-
 
 def _first_at_depth0(text: str, start: int, token: str) -> int:
     depth = 0
@@ -246,31 +315,50 @@ def _first_at_depth0(text: str, start: int, token: str) -> int:
 
 
 def split_lean_source(text: str, name: str | None) -> tuple[str, str]:
-    """(header, statement ending in `:=`) of theorem `name` (or the first theorem)."""
-    pattern = _LEAN_DECL.format(name=re.escape(name) if name else r"[^\s:({\[]+")
-    m = re.search(pattern, text, re.M)
-    if m is None:
+    """(header, statement ending in `:=`) of theorem `name` (or the first named theorem)."""
+    if name is None:
+        found = next((d for d in declarations(text, "lean4") if d.name is not None), None)
+    else:
+        found = find_declaration(text, name, "lean4")
+    if found is None:
         raise DatasetError(f"no `theorem {name or '...'}` in the Lean source")
-    end = _first_at_depth0(text, m.end(), ":=")
+    end = _first_at_depth0(text, found.end, ":=")
     if end == -1:
-        raise DatasetError(f"theorem {name} has no `:=`")
-    return text[: m.start()], text[m.start() : end + 2].strip()
+        raise DatasetError(f"theorem {found.name} has no `:=`")
+    return text[: found.start], text[found.start : end + 2].strip()
+
+
+def _coq_sentence_end(text: str, start: int) -> int:
+    """Offset of the `.` that ends the sentence starting at `start` (outside comments and strings), or -1."""
+    depth = 0
+    in_string = False
+    i = start
+    while i < len(text):
+        if in_string:
+            in_string = text[i] != '"'
+        elif text.startswith("(*", i):
+            depth += 1
+            i += 1
+        elif text.startswith("*)", i) and depth:
+            depth -= 1
+            i += 1
+        elif depth == 0 and text[i] == '"':
+            in_string = True
+        elif depth == 0 and text[i] == "." and (i + 1 == len(text) or text[i + 1].isspace()):
+            return i
+        i += 1
+    return -1
 
 
 def split_coq_source(text: str, name: str) -> tuple[str, str]:
     """(header, statement ending in `.`) of theorem `name`."""
-    m = re.search(_COQ_DECL.format(name=re.escape(name)), text, re.M)
-    if m is None:
+    found = find_declaration(text, name, "coq")
+    if found is None:
         raise DatasetError(f"no `Theorem {name}` in the Coq source")
-    end = m.end()
-    while True:
-        end = text.find(".", end)
-        if end == -1:
-            raise DatasetError(f"theorem {name} has no terminating `.`")
-        if end + 1 >= len(text) or text[end + 1].isspace():
-            break
-        end += 1
-    return text[: m.start()], text[m.start() : end + 1].strip()
+    end = _coq_sentence_end(text, found.end)
+    if end == -1:
+        raise DatasetError(f"theorem {name} has no terminating `.`")
+    return text[: found.start], text[found.start : end + 1].strip()
 
 
 def theorem_from_file(path: Path, name: str) -> Theorem:
@@ -288,12 +376,9 @@ def theorem_from_file(path: Path, name: str) -> Theorem:
 
 
 def theorem_from_statement(statement: str, header: str, language: Language) -> Theorem:
-    pattern = (
-        r"(?:Theorem|Lemma|Example|Corollary|Proposition|Fact|Remark)\s+([^\s:(]+)"
-        if language == "coq"
-        else r"(?:theorem|lemma|example)\s+([^\s:({\[]*)"  # Lean 4 and Isabelle
-    )
-    m = re.search(pattern, statement)
-    if m is None:
-        raise DatasetError("--statement must start with `theorem NAME`")
-    return Theorem(m.group(1) or "example", statement.strip(), header, language)
+    try:
+        name = first_declaration(statement, language).name
+    except DeclarationError as exc:
+        keyword = {"lean4": "theorem NAME", "coq": "Theorem NAME", "isabelle": "theorem NAME:"}[language]
+        raise DatasetError(f"--statement must start with `{keyword}`") from exc
+    return Theorem(name or "example", statement.strip(), header, language)
