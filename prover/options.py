@@ -213,6 +213,10 @@ class GeneratorOptions:
     api_key: str | None = opt(
         None, "openai: API key (env OPENAI_API_KEY); never written to config.json or results", secret=True
     )
+    retries: int = opt(
+        4, "openai: retries of a request that failed transiently (5xx, 429, timeout, lost connection)", at_least=0
+    )
+    request_timeout: float = opt(300.0, "openai: seconds to wait for one answer of the server", above=0)
     seed: int = opt(0, "random seed for sampling")
 
     def __post_init__(self) -> None:
