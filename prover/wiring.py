@@ -29,8 +29,13 @@ def env_language(options: EnvOptions) -> Language:
     return {"coq": "coq", "isabelle": "isabelle"}.get(options.env, "lean4")  # type: ignore[return-value]
 
 
+def tactic_policy(options: EnvOptions) -> TacticPolicy:
+    """The run's untrusted-tactic policy: the env and the generator filter with the same one."""
+    return TacticPolicy(allow_native_decide=options.allow_native_decide)
+
+
 def make_env(options: EnvOptions) -> ProofEnv:
-    policy = TacticPolicy(allow_native_decide=options.allow_native_decide)
+    policy = tactic_policy(options)
     if options.env == "isabelle":
         from envs.isabelle import IsabelleConfig, PisaIsabelle, parse_ports
 
@@ -64,12 +69,15 @@ def make_env(options: EnvOptions) -> ProofEnv:
     )
 
 
-def make_generator(options: GeneratorOptions, language: Language) -> TacticGenerator:
+def make_generator(
+    options: GeneratorOptions, language: Language, policy: TacticPolicy = TacticPolicy()
+) -> TacticGenerator:
+    """`policy` is the run's (`tactic_policy(env_options)`): every suggestion passes it."""
     if options.generator == "automation":
         from prover.generators.automation import AutomationGenerator, read_tactic_file
 
         tactics = read_tactic_file(options.tactics) if options.tactics else None
-        return AutomationGenerator(language, tactics)
+        return AutomationGenerator(language, tactics, policy)
     from prover.generators.prompts import load_prompt
 
     prompt = load_prompt(options.prompt, language)
@@ -77,13 +85,13 @@ def make_generator(options: GeneratorOptions, language: Language) -> TacticGener
     if options.generator == "hf":
         from prover.generators.hf import HFGenerator
 
-        return HFGenerator(model, prompt, language, options)
+        return HFGenerator(model, prompt, language, options, policy=policy)
     if options.generator == "vllm":
         from prover.generators.vllm_engine import VLLMGenerator
 
-        return VLLMGenerator(model, prompt, language, options)
+        return VLLMGenerator(model, prompt, language, options, policy=policy)
     if options.generator == "openai":
         from prover.generators.openai_api import OpenAIGenerator
 
-        return OpenAIGenerator(model, prompt, language, options)
+        return OpenAIGenerator(model, prompt, language, options, policy=policy)
     raise ValueError(f"unknown generator {options.generator!r}")

@@ -7,15 +7,25 @@ it reports a proof instead of being one, so the recorded step would not re-check
 Every suggestion has log-probability 0, so the frontier is explored breadth-first.
 The whole list is offered at each expansion (`n` is ignored): the baseline is
 "every standard tactic everywhere", which is what papers report beside their models.
+A list is untrusted input like model output: tactics the run's guard policy rejects are
+dropped (with a warning) when the generator is built.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from envs.tactic_guard import TacticPolicy, check_tactic
 from envs.types import ProofState
 from search.best_first import Suggestion
+
+if TYPE_CHECKING:
+    from prover.generators.base import SuggestRequest
+
+log = logging.getLogger(__name__)
 
 LEAN4_TACTICS = (
     "rfl", "decide", "omega", "norm_num", "simp", "simp_all", "linarith", "nlinarith",
@@ -48,16 +58,30 @@ def read_tactic_file(path: Path) -> tuple[str, ...]:
 
 
 class AutomationGenerator:
-    def __init__(self, language: str, tactics: Sequence[str] | None = None) -> None:
+    def __init__(
+        self, language: str, tactics: Sequence[str] | None = None, policy: TacticPolicy = TacticPolicy()
+    ) -> None:
         if tactics is None:
             if language not in DEFAULTS:
                 raise ValueError(f"no automation list for {language}")
             tactics = DEFAULTS[language]
-        self.tactics = tuple(tactics)
+        kept = []
+        for tactic in tactics:
+            if reason := check_tactic(language, tactic, policy):
+                log.warning("automation: dropping %r: %s", tactic, reason)
+            else:
+                kept.append(tactic)
+        if not kept:
+            raise ValueError(f"no tactic in the automation list passes the untrusted-tactic guard for {language}")
+        self.tactics = tuple(kept)
 
     async def generate(self, states: Sequence[ProofState], n: int) -> list[list[Suggestion]]:
         return [[Suggestion(t, 0.0, 1) for t in self.tactics] for _ in states]
 
     async def suggest(self, state: str, prefix: str, n: int) -> list[Suggestion]:
-        """The listed tactics that start with `prefix`, in list order, at most n."""
-        return [Suggestion(t, 0.0, 1) for t in self.tactics if t.startswith(prefix)][:n]
+        """The listed tactics that start with `prefix` (leading whitespace aside), in list order, at most n."""
+        head = prefix.lstrip()
+        return [Suggestion(t, 0.0, 1) for t in self.tactics if t.startswith(head)][:n]
+
+    async def suggest_many(self, requests: Sequence[SuggestRequest], n: int) -> list[list[Suggestion]]:
+        return [await self.suggest(r.state, r.prefix, n) for r in requests]

@@ -2,21 +2,47 @@
 
 A backend only turns prompts into raw `Suggestion`s (`_complete`); `ModelGenerator.generate`
 renders the prompts, runs the backend and cleans the output, so every backend behaves the same.
+`suggest_many` does the same for editor requests (`SuggestRequest`: a state, the tactic prefix
+typed so far, and optionally the file before the cursor), all of them in one backend call.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from envs.tactic_guard import TacticPolicy
 from envs.types import ProofState
-from prover.generators.postprocess import clean
+from prover.generators.postprocess import clean, cut_at_stop
 from prover.generators.prompts import Prompt
 from search.best_first import Suggestion
 
 
 class GeneratorSetupError(ValueError):
     """The model or its runtime cannot be loaded; the message says what to install or fix."""
+
+
+# llmstep's context prompt is the file before the cursor; its tail is what the model continues.
+CONTEXT_CHARS = 4000
+
+
+@dataclass(frozen=True, slots=True)
+class SuggestRequest:
+    """An editor's request: suggest tactics for `state` that start with `prefix`.
+
+    `context` is the source before the cursor (llmstep sends it); a model generator continues it
+    as a second prompt, as llmstep's own server does, and merges both prompts' suggestions.
+    """
+
+    state: str
+    prefix: str = ""
+    context: str = ""
+
+
+def keep_prefix(suggestions: Sequence[Suggestion], prefix: str) -> list[Suggestion]:
+    """The suggestions that extend `prefix` (leading whitespace aside): an editor inserts them in its place."""
+    head = prefix.lstrip()
+    return [s for s in suggestions if s.tactic.startswith(head)]
 
 
 class ModelGenerator:
@@ -51,10 +77,30 @@ class ModelGenerator:
 
     async def suggest(self, state: str, prefix: str, n: int) -> list[Suggestion]:
         """Candidates for one state that start with `prefix` (the editor's partial tactic)."""
+        return (await self.suggest_many([SuggestRequest(state, prefix)], n))[0]
+
+    async def suggest_many(self, requests: Sequence[SuggestRequest], n: int) -> list[list[Suggestion]]:
+        """Up to n guarded candidates per request, each starting with its prefix; one backend call."""
+        if not requests:
+            return []
         self.calls += 1
-        raw = (await self._complete([self.prompt.render(state) + prefix], n))[0]
-        full = [Suggestion(prefix + s.tactic, s.logprob, s.num_tokens) for s in raw]
-        return clean(full, self.language, n, self.prompt.stop, self.policy)
+        prompts: list[str] = []
+        owners: list[tuple[int, tuple[str, ...]]] = []  # (request, stop sequences) per prompt
+        for i, r in enumerate(requests):
+            prompts.append(self.prompt.render(r.state) + r.prefix)
+            owners.append((i, self.prompt.stop))
+            if r.context.strip():  # llmstep's second prompt: the file continued from the cursor, one line
+                prompts.append(r.context[-CONTEXT_CHARS:] + r.prefix)
+                owners.append((i, (*self.prompt.stop, "\n")))
+        raw = await self._complete(prompts, n)
+        merged: list[list[Suggestion]] = [[] for _ in requests]
+        for (i, stop), outputs in zip(owners, raw, strict=True):
+            prefix = requests[i].prefix
+            merged[i].extend(Suggestion(prefix + cut_at_stop(s.tactic, stop), s.logprob, s.num_tokens) for s in outputs)
+        return [
+            keep_prefix(clean(m, self.language, len(m), (), self.policy), r.prefix)[:n]
+            for m, r in zip(merged, requests, strict=True)
+        ]
 
     async def aclose(self) -> None:
         return None

@@ -13,6 +13,7 @@ import logging
 import threading
 from typing import Any
 
+from envs.tactic_guard import TacticPolicy
 from prover.generators.base import GeneratorSetupError, ModelGenerator
 from prover.generators.prompts import Prompt
 from prover.options import GeneratorOptions
@@ -30,8 +31,15 @@ def _dtype_kwarg(dtype: Any) -> dict[str, Any]:
 
 
 class HFGenerator(ModelGenerator):
-    def __init__(self, model: str, prompt: Prompt, language: str, options: GeneratorOptions) -> None:
-        super().__init__(prompt, language, seed=options.seed)
+    def __init__(
+        self,
+        model: str,
+        prompt: Prompt,
+        language: str,
+        options: GeneratorOptions,
+        policy: TacticPolicy = TacticPolicy(),
+    ) -> None:
+        super().__init__(prompt, language, policy, seed=options.seed)
         self.model_name = model
         self.options = options
         self._model: Any = None

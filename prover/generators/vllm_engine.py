@@ -11,6 +11,7 @@ import asyncio
 import threading
 from typing import Any
 
+from envs.tactic_guard import TacticPolicy
 from prover.generators.base import GeneratorSetupError, ModelGenerator
 from prover.generators.prompts import Prompt
 from prover.options import GeneratorOptions
@@ -18,8 +19,15 @@ from search.best_first import Suggestion
 
 
 class VLLMGenerator(ModelGenerator):
-    def __init__(self, model: str, prompt: Prompt, language: str, options: GeneratorOptions) -> None:
-        super().__init__(prompt, language, seed=options.seed)
+    def __init__(
+        self,
+        model: str,
+        prompt: Prompt,
+        language: str,
+        options: GeneratorOptions,
+        policy: TacticPolicy = TacticPolicy(),
+    ) -> None:
+        super().__init__(prompt, language, policy, seed=options.seed)
         self.model_name = model
         self.options = options
         self._llm: Any = None
