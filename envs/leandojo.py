@@ -63,8 +63,9 @@ STANDARD_AXIOMS = frozenset({"propext", "Classical.choice", "Quot.sound"})
 INSTALL_HINT = "install it with `pip install 'prover[leandojo]'` (lean-dojo 4.20.0, Python 3.10-3.12)"
 LEAN_HINT = "install Lean 4 with elan (https://github.com/leanprover/elan): LeanDojo runs `lake env lean`"
 
-_AXIOMS_RE = re.compile(r"'(?P<name>[^']+)' depends on axioms: \[(?P<axioms>[^\]]*)\]")
-_NO_AXIOMS_RE = re.compile(r"'(?P<name>[^']+)' does not depend on any axioms")
+# names may end in `'` (`foo'` prints as 'foo''), so the name is the shortest text before the quote
+_AXIOMS_RE = re.compile(r"'(?P<name>[^\n]+?)' depends on axioms: \[(?P<axioms>[^\]]*)\]")
+_NO_AXIOMS_RE = re.compile(r"'(?P<name>[^\n]+?)' does not depend on any axioms")
 _SORRY_RE = re.compile(r"declaration uses 'sorry'")
 
 

@@ -1,0 +1,214 @@
+"""A scripted `lean_dojo.Dojo` for machines without Lean, and an isolated import of `lean_dojo`.
+
+`FakeDojo` subclasses the real `lean_dojo.Dojo` (its constructor and mode checks run) and answers
+with LeanDojo's own result types (`TacticState`, `ProofFinished`, `LeanError`, `ProofGivenUp`,
+`CommandState`) and exceptions. Like the real one:
+- tactic mode opens at the theorem's root state; an unknown theorem is a `DojoInitError`;
+- a tactic slower than the pexpect timeout (`proc.timeout`) raises `DojoTacticTimeoutError`,
+  and Lean keeps working on it: the next call on that Dojo gets the late answer (which is why
+  the env must not reuse it);
+- a crash raises `DojoCrashError` and leaves the process dead;
+- command mode elaborates `theorem ... := by <tactics>` by running the script, prints
+  `declaration uses 'sorry'` for a given-up proof, and answers `#print axioms NAME`.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+FINISHED = "FINISHED"
+SORRY = "SORRY"
+CRASH = "CRASH"
+
+
+@dataclass(frozen=True)
+class Error:
+    message: str
+
+
+@dataclass(frozen=True)
+class Slow:
+    seconds: float
+    then: Any
+
+
+@dataclass
+class FakeLean:
+    """What the fake Lean knows. `steps[(pp, tactic)]` is a next pp, FINISHED, SORRY, CRASH, Error or Slow."""
+
+    roots: dict[str, str]
+    steps: dict[tuple[str, str], Any]
+    axioms: dict[str, list[str]] = field(default_factory=dict)
+    events: list[tuple[Any, ...]] = field(default_factory=list)
+    crash_once: set[tuple[str, str]] = field(default_factory=set)  # (pp, tactic) that crash the first time
+
+    def tactics_sent(self) -> list[str]:
+        return [e[1] for e in self.events if e[0] == "run_tac"]
+
+    def count(self, kind: str) -> int:
+        return sum(e[0] == kind for e in self.events)
+
+
+@contextmanager
+def isolated_import(cache: Path) -> Iterator[ModuleType]:
+    """Import `lean_dojo` with its cache in `cache`, no remote cache and no GitHub token.
+
+    lean_dojo reads these at import time (and creates CACHE_DIR), so they are set around the
+    first import and its module-level cache objects are pointed at `cache` in any case.
+    """
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CACHE_DIR", str(cache))
+        mp.setenv("DISABLE_REMOTE_CACHE", "1")
+        mp.delenv("GITHUB_ACCESS_TOKEN", raising=False)
+        import lean_dojo
+        from lean_dojo.data_extraction import cache as cache_module
+        from lean_dojo.data_extraction import lean as lean_module
+        from lean_dojo.data_extraction import trace as trace_module
+
+        isolated = cache_module.Cache(cache)
+        mp.setattr(cache_module, "DISABLE_REMOTE_CACHE", True)
+        mp.setattr(cache_module, "cache", isolated)
+        mp.setattr(trace_module, "cache", isolated)
+        mp.setattr(lean_module, "repo_cache", isolated)
+        yield lean_dojo
+
+
+class _Proc:
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.alive = True
+        self.pid = -1
+
+
+def _tactics_of(body: str) -> list[str]:
+    """The tactics of `... := by` followed by two-space indented lines (deeper lines continue one)."""
+    _, _, block = body.partition(":= by\n")
+    tactics: list[str] = []
+    for line in block.splitlines():
+        if line.startswith("   ") and tactics:
+            tactics[-1] += "\n" + line[2:]
+        elif line.strip():
+            tactics.append(line.strip())
+    return tactics
+
+
+def make_fake_dojo(lean_dojo: ModuleType, lean: FakeLean) -> type:
+    class FakeDojo(lean_dojo.Dojo):  # type: ignore[misc,name-defined]
+        def __enter__(self) -> tuple[Any, Any]:
+            self.proc = _Proc(self.timeout)
+            self._pps: list[str] = []
+            self._late: Any = None
+            if self.uses_tactics:
+                name = self.entry.full_name
+                lean.events.append(("open", name))
+                if name not in lean.roots:
+                    raise lean_dojo.DojoInitError(f"Failed to locate the theorem with `{name}` as its full name.")
+                self._pps.append(lean.roots[name])
+                return self, lean_dojo.TacticState(lean.roots[name], 0)
+            lean.events.append(("open_command", str(self.entry[1]), self.entry[2]))
+            self._declared: dict[str, str] = {}
+            return self, lean_dojo.CommandState(0)
+
+        def __exit__(self, *exc: Any) -> None:
+            lean.events.append(("close",))
+            self.proc.alive = False
+
+        def _answer(self, pp: str, tactic: str) -> Any:
+            key = (pp, tactic)
+            if key in lean.crash_once:
+                lean.crash_once.discard(key)
+                self.proc.alive = False
+                raise lean_dojo.DojoCrashError("Unexpected EOF")
+            outcome = lean.steps.get(key, Error(f"<stdin>:1:0: unknown tactic or it failed: {tactic}"))
+            if isinstance(outcome, Slow):
+                time.sleep(min(outcome.seconds, self.proc.timeout, 0.05))
+                if outcome.seconds > self.proc.timeout:
+                    self.has_timedout = True
+                    self._late = outcome.then  # Lean answers it later, out of turn
+                    raise lean_dojo.DojoTacticTimeoutError()
+                outcome = outcome.then
+            if outcome == CRASH:
+                self.proc.alive = False
+                raise lean_dojo.DojoCrashError("Unexpected EOF")
+            return outcome
+
+        def _result(self, outcome: Any) -> Any:
+            if isinstance(outcome, Error):
+                return lean_dojo.LeanError(outcome.message)
+            if outcome == SORRY:
+                return lean_dojo.ProofGivenUp()
+            self._pps.append("" if outcome == FINISHED else outcome)
+            if outcome == FINISHED:
+                self.is_successful = True
+                return lean_dojo.ProofFinished(len(self._pps) - 1, None)
+            return lean_dojo.TacticState(outcome, len(self._pps) - 1)
+
+        def run_tac(self, state: Any, tactic: str) -> Any:
+            if not isinstance(state, lean_dojo.TacticState):
+                raise RuntimeError(f"Attempting to run a tactic on an invalid state {state}.")
+            if not self.proc.alive:
+                raise lean_dojo.DojoCrashError("Unexpected exit code: 1")
+            lean.events.append(("run_tac", tactic))
+            if self._late is not None:  # the answer to the tactic that timed out
+                late, self._late = self._late, None
+                return self._result(late)
+            return self._result(self._answer(self._pps[state.id], tactic))
+
+        def run_cmd(self, state: Any, command: str) -> Any:
+            if not self.proc.alive:
+                raise lean_dojo.DojoCrashError("Unexpected exit code: 1")
+            lean.events.append(("run_cmd", command))
+            if m := re.match(r"#print axioms (\S+)", command):
+                name = m.group(1)
+                if name not in self._declared:
+                    return lean_dojo.LeanError(f"unknown constant '{name}'")
+                axioms = lean.axioms.get(name, ["propext"])
+                text = f"'{name}' depends on axioms: [{', '.join(axioms)}]" if axioms else ""
+                return lean_dojo.CommandState(state.id + 1, text or f"'{name}' does not depend on any axioms")
+            decl = re.search(r"theorem\s+(\S+)", command)
+            name = next((n for n in lean.roots if decl and n.rsplit(".", 1)[-1] == decl.group(1)), None)
+            if name is None:
+                return lean_dojo.LeanError("unexpected declaration")
+            pp = lean.roots[name]
+            for tactic in _tactics_of(command):
+                outcome = self._answer(pp, tactic)
+                if isinstance(outcome, Error):
+                    return lean_dojo.LeanError(outcome.message)
+                if outcome == SORRY:
+                    self._declared[name] = command
+                    return lean_dojo.CommandState(state.id + 1, "declaration uses 'sorry'")
+                if outcome == FINISHED:
+                    self._declared[name] = command
+                    return lean_dojo.CommandState(state.id + 1, "")
+                pp = outcome
+            return lean_dojo.LeanError("unsolved goals\n" + pp)
+
+    return FakeDojo
+
+
+def install(monkeypatch: pytest.MonkeyPatch, lean_dojo: ModuleType, lean: FakeLean) -> None:
+    """Replace `lean_dojo.Dojo` by a fake answering from `lean`."""
+    monkeypatch.setattr(lean_dojo, "Dojo", make_fake_dojo(lean_dojo, lean))
+
+
+def fake_lake(monkeypatch: pytest.MonkeyPatch, bin_dir: Path) -> None:
+    """A `lake` on PATH (the env checks that Lean is installed before starting LeanDojo)."""
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    lake = bin_dir / "lake"
+    lake.write_text("#!/bin/sh\nexit 1\n")
+    lake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{__import__('os').environ.get('PATH', '')}")
+
+
+def loaded() -> bool:
+    return "lean_dojo" in sys.modules
