@@ -6,6 +6,8 @@
    the current goal.
 3. Prove: the sketch runs step by step in the proof assistant; each gap is replaced by the
    first closing tactic (the automation list, or `--closers FILE`) that the assistant accepts.
+   On Coq the list ends with CoqHammer (`sauto`, `hammer`), as DSP ends with Sledgehammer; the
+   Coq prelude (`prover.datasets.coq_prelude`) loads it.
    A complete proof is re-checked by `verify` in a fresh process, like every search result.
 """
 
@@ -53,10 +55,15 @@ def gap_pattern(language: str) -> re.Pattern[str]:
 
 
 def fill_gaps(step: str, closer: str, language: str) -> str:
-    """`step` with every gap replaced by `closer` (a bare Coq gap keeps its full stop)."""
+    """`step` with every gap replaced by `closer` (a bare Coq gap keeps its full stop; a Coq closer
+    that chains tactics is parenthesised inside a sentence, so `by (intros; lia)` stays one closer)."""
+    pattern = gap_pattern(language)
     if language == "coq":
         closer = closer.strip().rstrip(".")
-    return gap_pattern(language).sub(closer, step)
+        bare = pattern.sub("", step).strip(" .") == ""
+        if not bare and re.search(r"[;|]", closer):
+            closer = f"({closer})"
+    return pattern.sub(lambda _: closer, step)
 
 
 @dataclass(slots=True)
@@ -220,11 +227,14 @@ def cmd_draft(args: Any) -> int:
     import json
 
     from prover.cli import EXIT_NOT_PROVED, EXIT_PROVED, UsageError, resolve_prove_config, select_theorem
+    from prover.datasets import coq_prelude
     from prover.generators.automation import DEFAULTS, read_tactic_file
     from prover.wiring import make_env, make_generator
 
     config = resolve_prove_config(args)
     theorem = select_theorem(config, args.name)
+    if theorem.language == "coq":  # the closers' libraries, CoqHammer included when installed
+        theorem = dataclasses.replace(theorem, header=coq_prelude(theorem.header) + theorem.header)
     closers = read_tactic_file(args.closers) if args.closers else DEFAULTS[theorem.language]
     if args.sketch is None and config.generator.generator == "automation":
         raise UsageError("draft needs --sketch FILE or a model: --generator hf|vllm|openai --model M")

@@ -37,6 +37,10 @@ def test_coq_steps_are_sentences():
     ]
     assert fill_gaps("assert (h : a = a) by admit.", "lia.", "coq") == "assert (h : a = a) by lia."
     assert fill_gaps("admit.", "lia", "coq") == "lia."
+    # a chained closer stays one closer inside a sentence; a bare gap needs no parentheses
+    assert fill_gaps("assert (h : a = a) by admit.", "intros; lia", "coq") == "assert (h : a = a) by (intros; lia)."
+    assert fill_gaps("admit.", "intros; lia", "coq") == "intros; lia."
+    assert fill_gaps("assert (h : 0 <= x) by admit.", "psatz R 2", "coq") == "assert (h : 0 <= x) by psatz R 2."
 
 
 @pytest.mark.usefixtures("coq_available")
