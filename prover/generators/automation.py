@@ -32,10 +32,16 @@ LEAN4_TACTICS = (
     "positivity", "ring", "ring_nf", "field_simp", "aesop", "tauto", "trivial",
     "assumption", "intro", "intros", "constructor", "simp at *", "norm_num at *",
 )  # fmt: skip
+# Cheap closers first (an expansion stops taking candidates once one proves the goal), then steps
+# that make progress, then the expensive ones: CoqHammer's `sauto` and `hammer` (E prover), which
+# need the prelude's `From Hammer Require Import Hammer Tactics.` (miniF2F in Rocq gets it) and
+# fail at once without it. `lra`/`nra`/`psatz`/`field` need `Lra`/`Psatz` and the reals.
 COQ_TACTICS = (
-    "reflexivity", "assumption", "trivial", "easy", "auto", "lia", "nia", "ring", "field",
-    "intuition", "tauto", "firstorder", "congruence", "constructor", "split", "intros",
-    "simpl", "induction n", "simpl; lia", "intros; lia",
+    "reflexivity", "assumption", "trivial", "easy", "lia", "lra", "ring", "field", "nia", "nra",
+    "intros; lia", "intros; lra", "intros; subst; lia", "intros; subst; lra", "intros; nia", "intros; nra",
+    "vm_compute; reflexivity", "intros; field", "field_simplify; lra", "intros; psatz R 2", "auto",
+    "intuition", "tauto", "congruence", "firstorder", "intros", "subst", "split", "constructor",
+    "simpl", "field_simplify", "simpl; lia", "induction n", "sauto", "hammer",
 )  # fmt: skip
 ISABELLE_TACTICS = (
     "by simp", "by auto", "by arith", "by linarith", "by fastforce", "by blast", "by force",
