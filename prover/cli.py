@@ -117,6 +117,12 @@ def select_theorem(config: ProveConfig, name: str | None) -> Theorem:
         return theorem
     if not name:
         raise UsageError("give a theorem NAME from the benchmark, --file F --theorem NAME, or --statement")
+    if t.benchmark == "leandojo":
+        from prover.leandojo_benchmark import load_leandojo
+
+        if config.env.env != "leandojo":
+            raise UsageError("--benchmark leandojo runs in its traced repository: add --env leandojo")
+        return find_theorem(load_leandojo(t.data, t.split, t.leandojo_split), name)  # type: ignore[arg-type]
     return find_theorem(load_minif2f(minif2f_variant(config), t.split, t.data), name)
 
 

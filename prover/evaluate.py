@@ -230,12 +230,24 @@ def write_plots(records: Sequence[dict[str, Any]], out: Path) -> list[Path]:
 # --------------------------------------------------------------------------- running
 
 
+def benchmark_variant(config: ProveConfig) -> str:
+    if config.theorem.benchmark == "leandojo":
+        return f"leandojo:{config.theorem.leandojo_split}"
+    return minif2f_variant(config)
+
+
 def select_theorems(config: ProveConfig, options: EvalOptions) -> list[Theorem]:
     t = config.theorem
     if options.benchmark_file:
         check_input_file(options.benchmark_file, "--benchmark-file")
         language = env_language(config.env)
         theorems = load_jsonl_benchmark(options.benchmark_file, language, t.split)  # type: ignore[arg-type]
+    elif t.benchmark == "leandojo":
+        from prover.leandojo_benchmark import load_leandojo
+
+        if config.env.env != "leandojo":
+            raise UsageError("--benchmark leandojo runs in its traced repository: add --env leandojo")
+        theorems = load_leandojo(t.data, t.split, t.leandojo_split)  # type: ignore[assignment]
     else:
         theorems = load_minif2f(minif2f_variant(config), t.split, t.data)
     if options.names:
@@ -380,7 +392,7 @@ def evaluate(config: ProveConfig, options: EvalOptions, show_progress: bool = Tr
         raise UsageError("no theorems selected")
     out = options.out
     # records and the fingerprint name what was actually loaded
-    variant = f"file:{options.benchmark_file.name}" if options.benchmark_file else minif2f_variant(config)
+    variant = f"file:{options.benchmark_file.name}" if options.benchmark_file else benchmark_variant(config)
     config = replace(config, theorem=replace(config.theorem, variant=variant))
     resolved = {**to_jsonable(config), "eval": to_jsonable(replace(options, out=None))}
     prepare_run_dir(out, resolved)
@@ -420,6 +432,14 @@ def evaluate(config: ProveConfig, options: EvalOptions, show_progress: bool = Tr
 def cmd_eval(args: argparse.Namespace) -> int:
     config = resolve_prove_config(args)
     options = resolve(EvalOptions, args)
+    if args.traced_tactics:
+        from prover.leandojo_benchmark import leandojo_tactic_steps
+        from prover.tactic_eval import run_tactic_eval
+
+        if args.check and config.env.env != "leandojo":
+            raise UsageError("--traced-tactics --check runs the steps in LeanDojo: add --env leandojo")
+        folder, traced = leandojo_tactic_steps(config.theorem, options.names, options.limit)
+        return run_tactic_eval(config, folder, options, args.top_k, args.check, steps=traced)
     if config.generator.tactics is not None and config.generator.tactics.suffix == ".jsonl":
         from prover.tactic_eval import run_tactic_eval
 
@@ -513,4 +533,9 @@ def add_options_eval(p: argparse.ArgumentParser) -> None:
         "--check",
         action="store_true",
         help="tactic prediction: run each suggestion in the proof assistant (steps need `theorem`)",
+    )
+    p.add_argument(
+        "--traced-tactics",
+        action="store_true",
+        help="tactic prediction on the traced tactics of --benchmark leandojo (state_before -> tactic)",
     )

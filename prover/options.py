@@ -149,7 +149,12 @@ def to_jsonable(obj: Any) -> Any:
 
 @dataclass(frozen=True)
 class TheoremOptions:
-    benchmark: str = opt("minif2f", "benchmark the theorem NAME comes from", choices=("minif2f",))
+    benchmark: str = opt(
+        "minif2f",
+        "benchmark the theorem NAME comes from: minif2f, or leandojo "
+        "(LeanDojo Benchmark 4 in --data, for --env leandojo)",
+        choices=("minif2f", "leandojo"),
+    )
     split: str | None = opt(None, "benchmark split: valid or test (default: both)", choices=("valid", "test"))
     data: Path | None = opt(None, "directory with the benchmark's JSONL files (default: download and cache)")
     variant: str = opt(
@@ -162,6 +167,11 @@ class TheoremOptions:
     theorem: str | None = opt(None, "the theorem's name inside --file")
     statement: str | None = opt(None, 'a statement given inline, e.g. "theorem t : 1 + 1 = 2 :="')
     header: str = opt("", "imports/opens for --statement")
+    leandojo_split: str = opt(
+        "random",
+        "leandojo: LeanDojo Benchmark 4's split strategy (a folder of --data): random or novel_premises",
+        choices=("random", "novel_premises"),
+    )
 
     def __post_init__(self) -> None:
         check_ranges(self)
@@ -171,8 +181,9 @@ class TheoremOptions:
 class EnvOptions:
     env: str = opt(
         "lean",
-        "proof assistant: lean (the Lean REPL), coq (coqidetop) or isabelle (PISA servers)",
-        choices=("lean", "coq", "isabelle"),
+        "proof assistant: lean (the Lean REPL), coq (coqidetop), isabelle (PISA servers) "
+        "or leandojo (lean_dojo.Dojo on a traced repository)",
+        choices=("lean", "coq", "isabelle", "leandojo"),
     )
     repl_cmd: str | None = opt(None, "command that starts a Lean REPL (default: `lake exe repl` in --workspace)")
     workspace: Path | None = opt(None, "the Lean workspace (default: the project's, or ~/.cache/prover/lean)")

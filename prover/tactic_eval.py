@@ -36,7 +36,11 @@ async def _accepts(
     `states` caches states by (theorem, prefix), so steps of one proof share their theorem's start.
     """
     spec = step["theorem"]
-    theorem = Theorem(spec["name"], spec["statement"], spec.get("header", ""), language)  # type: ignore[arg-type]
+    theorem = (  # steps built in Python (LeanDojo Benchmark) carry the theorem itself
+        spec
+        if isinstance(spec, Theorem)
+        else Theorem(spec["name"], spec["statement"], spec.get("header", ""), language)  # type: ignore[arg-type]
+    )
     prefix = tuple(step.get("prefix", []))
     if (theorem, ()) not in states:
         states[(theorem, ())] = await env.start(theorem)
@@ -112,9 +116,13 @@ def summarize_tactics(records: list[dict[str, Any]], k: int) -> dict[str, Any]:
     }
 
 
-def run_tactic_eval(config: ProveConfig, path: Path, options: Any, k: int, check: bool = False) -> int:
-    check_input_file(path, "--tactics")
-    steps = read_jsonl(path)
+def run_tactic_eval(
+    config: ProveConfig, path: Path, options: Any, k: int, check: bool = False, steps: list[dict] | None = None
+) -> int:
+    """Steps from the JSONL file `path`, or `steps` already read from `path` (LeanDojo Benchmark)."""
+    if steps is None:
+        check_input_file(path, "--tactics")
+        steps = read_jsonl(path)
     for i, s in enumerate(steps):
         if "state" not in s or "tactic" not in s:
             raise UsageError(f"{path} line {i + 1}: a step needs `state` and `tactic`")

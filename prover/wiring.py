@@ -48,6 +48,10 @@ def make_env(options: EnvOptions) -> ProofEnv:
         if options.isabelle_path is not None:
             config = dataclasses.replace(config, isabelle_path=options.isabelle_path)
         return PisaIsabelle(config)
+    if options.env == "leandojo":
+        from envs.leandojo import LeanDojoConfig, LeanDojoEnv
+
+        return LeanDojoEnv(LeanDojoConfig(processes=options.processes, policy=policy))
     if options.env == "coq":
         return CoqIde(CoqConfig(cmd=tuple(shlex.split(options.coq_cmd)), processes=options.processes, policy=policy))
     workspace = options.workspace
