@@ -23,17 +23,20 @@ import json
 import logging
 import re
 import tempfile
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from envs.declarations import DeclarationError, declarations, first_declaration
 from envs.pool import Handle, ProcessPool, Slot
-from envs.process import ChildProcess, ProcessDied
+from envs.process import ChildProcess, MemoryCapExceeded, ProcessDied
 from envs.tactic_guard import TacticPolicy, check_lean_tactic
 from envs.types import (
     EnvError,
+    EnvSetupError,
     Failed,
     Language,
     Progress,
@@ -43,7 +46,9 @@ from envs.types import (
     Theorem,
     TheoremCheck,
     TheoremStartError,
+    TimedOut,
     Verdict,
+    current_usage,
 )
 
 log = logging.getLogger(__name__)
@@ -173,6 +178,62 @@ def statement_with_sorry(statement: str) -> str:
     return s + " := by sorry"
 
 
+def with_heartbeat_limit(command: str, max_heartbeats: int | None) -> str:
+    """`set_option maxHeartbeats N in COMMAND`: the theorem's proof states inherit the limit.
+
+    The REPL runs each tactic request with the options of the context its proof state was made
+    in, and a fresh heartbeat count per request; a limit set on the theorem's command therefore
+    holds in tactic mode even under a header's `set_option maxHeartbeats 0`. (A tactic-level
+    `set_option maxHeartbeats N in tac` changes only the options, not the running limit.)
+    """
+    if max_heartbeats is None:
+        return command
+    return f"set_option maxHeartbeats {max_heartbeats} in\n{command}"
+
+
+def _top_level_semicolon(text: str) -> bool:
+    depth = 0
+    for i, c in enumerate(text):
+        if c in "([{⟨":
+            depth += 1
+        elif c in ")]}⟩":
+            depth -= 1
+        elif c == "-" and text.startswith("--", i):
+            return False  # the rest of the line is a comment
+        elif c == '"':
+            return False  # strings: do not guess, leave the tactic alone
+        elif c == ";" and depth == 0 and text[i - 1 : i] != "<" and text[i + 1 : i + 2] != ">":
+            return True
+    return False
+
+
+def is_tactic_sequence(tactic: str) -> bool:
+    """Whether `tactic` may be more than one tactic (`a; b`, or several lines).
+
+    The REPL's tactic mode parses exactly one tactic and answers "expected end of input" to the
+    rest; such candidates are grouped (see `tactic_text`). A multi-line single tactic is grouped
+    too, which is harmless: `(tac)` runs `tac`.
+    """
+    lines = [line for line in tactic.strip().splitlines() if line.strip()]
+    return len(lines) > 1 or any(_top_level_semicolon(line) for line in lines)
+
+
+def tactic_text(tactic: str) -> str:
+    """The text sent to tactic mode AND written into the rendered proof, so both see the same tactics.
+
+    A sequence becomes one parenthesised tactic `(t1; t2)` / `(t1⏎ t2)`: lines are dedented
+    together and continuation lines indented by one column, so every tactic of the sequence starts
+    at the column just after `(`; a closing `)` after a `--` comment goes on its own line.
+    """
+    if not is_tactic_sequence(tactic):
+        return tactic.strip()
+    lines = [line.rstrip() for line in tactic.strip("\n").splitlines() if line.strip()]
+    indent = min(len(line) - len(line.lstrip()) for line in lines)
+    lines = [line[indent:] for line in lines]
+    body = "\n ".join(lines)
+    return "(" + body + ("\n)" if "--" in lines[-1] else ")")
+
+
 def render_proof_body(statement: str, tactics: Sequence[str]) -> str:
     s = statement.rstrip()
     if s.endswith(":= by"):
@@ -181,24 +242,23 @@ def render_proof_body(statement: str, tactics: Sequence[str]) -> str:
         s += " :="
     lines = [s + " by"]
     for tactic in tactics:
-        lines.extend("  " + line for line in tactic.splitlines())
+        lines.extend("  " + line for line in tactic_text(tactic).splitlines())
     return "\n".join(lines) + "\n"
 
 
-_DECL_RE = re.compile(
-    r"^\s*(?:@\[[^\]]*\]\s*)?(?:private\s+|protected\s+)?(theorem|lemma|example)\b\s*([^\s:({\[]*)", re.M
-)
+CHECKED_EXAMPLE = "prover_checked_example"
 
 
 def declared_name(statement: str) -> tuple[str, str]:
     """(statement with a checkable name, that name). `example` gets a fixed name."""
-    m = _DECL_RE.search(statement)
-    if m is None:
-        raise TheoremStartError(f"cannot find `theorem NAME` in the statement: {statement[:120]!r}")
-    if m.group(1) == "example":
-        name = "prover_checked_example"
-        return statement[: m.start(1)] + f"theorem {name}" + statement[m.end(1) :], name
-    return statement, m.group(2)
+    try:
+        decl = first_declaration(statement, "lean4")
+    except DeclarationError as exc:
+        raise TheoremStartError(str(exc)) from exc
+    if decl.name is None:
+        keyword_end = decl.keyword + len(decl.kind)
+        return statement[: decl.keyword] + f"theorem {CHECKED_EXAMPLE}" + statement[keyword_end:], CHECKED_EXAMPLE
+    return statement, decl.name
 
 
 _SCOPE_RE = re.compile(r"^\s*(namespace|section|end)\b[ \t]*([^\s-]*)", re.M)
@@ -206,35 +266,47 @@ _SCOPE_RE = re.compile(r"^\s*(namespace|section|end)\b[ \t]*([^\s-]*)", re.M)
 
 def file_declarations(text: str) -> list[tuple[str, int]]:
     """(fully qualified name, 1-based line) of each theorem/lemma, following `namespace ... end`."""
-    events = [(m.start(), "scope", m) for m in _SCOPE_RE.finditer(text)]
-    events += [(m.start(), "decl", m) for m in _DECL_RE.finditer(text) if m.group(1) != "example"]
+    events: list[tuple[int, str, str, str]] = [
+        (m.start(), "scope", m.group(1), m.group(2)) for m in _SCOPE_RE.finditer(text)
+    ]
+    events += [(d.start, "decl", d.kind, d.name) for d in declarations(text, "lean4") if d.name is not None]
     scopes: list[tuple[str, str]] = []  # (kind, name) of the open namespaces and sections
     out = []
-    for start, kind, m in sorted(events, key=lambda e: e[0]):
+    for start, kind, word, name in sorted(events, key=lambda e: e[0]):
         if kind == "decl":
-            prefix = [part for k, name in scopes if k == "namespace" for part in name.split(".")]
-            name = m.group(2).removeprefix("_root_.")
-            qualified = name if m.group(2).startswith("_root_.") else ".".join([*prefix, name])
+            prefix = [part for k, n in scopes if k == "namespace" for part in n.split(".")]
+            bare = name.removeprefix("_root_.")
+            qualified = bare if name.startswith("_root_.") else ".".join([*prefix, bare])
             out.append((qualified, text.count("\n", 0, start) + 1))
-        elif m.group(1) in ("namespace", "section"):
-            scopes.append((m.group(1), m.group(2)))
+        elif word in ("namespace", "section"):
+            scopes.append((word, name))
         elif scopes:
             scopes.pop()
     return out
 
 
-_AXIOMS_RE = re.compile(r"'(?P<name>[^']+)' depends on axioms: \[(?P<axioms>[^\]]*)\]")
-_NO_AXIOMS_RE = re.compile(r"'(?P<name>[^']+)' does not depend on any axioms")
+def parse_axioms(messages: Sequence[Message], name: str) -> tuple[str, ...] | None:
+    """The axioms `#print axioms NAME` reported for `name`, or None if no report names it.
 
-
-def parse_axioms(messages: Sequence[Message]) -> tuple[str, ...] | None:
-    """Axioms reported by `#print axioms`, or None if no such report is present."""
+    Lean prints `'NAME' depends on axioms: [a, b]` or `'NAME' does not depend on any axioms`;
+    names may contain `'` (`foo'`), so the report is matched on the requested name, never on
+    whatever name comes first.
+    """
+    depends = f"'{name}' depends on axioms: ["
     for m in messages:
-        if _NO_AXIOMS_RE.search(m.data):
+        if f"'{name}' does not depend on any axioms" in m.data:
             return ()
-        if match := _AXIOMS_RE.search(m.data):
-            return tuple(a.strip() for a in match.group("axioms").replace("\n", " ").split(",") if a.strip())
+        at = m.data.find(depends)
+        if at >= 0:
+            listed = m.data[at + len(depends) :]
+            close = listed.find("]")
+            if close < 0:
+                continue
+            return tuple(a.strip() for a in listed[:close].replace("\n", " ").split(",") if a.strip())
     return None
+
+
+HEARTBEATS_EXHAUSTED = "maximum number of heartbeats"
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,23 +341,49 @@ class SourceCheck:
         return Verdict(True, rendered, axioms)
 
 
-# --------------------------------------------------------------------------- the pool
+def default_memory_limit_mb(processes: int) -> int:
+    """A cap safe on this machine: 80% of RAM shared by the search processes and the verifier."""
+    import psutil
+
+    total_mb = psutil.virtual_memory().total >> 20
+    return max(512, int(total_mb * 0.8) // (processes + 1))
 
 
 @dataclass(frozen=True, slots=True)
 class LeanReplConfig:
-    """How to run the REPL. `cmd` runs in `workspace` (default: `lake exe repl`)."""
+    """How to run the REPL. `cmd` runs in `workspace` (default: `lake exe repl`).
+
+    Heartbeats: every theorem is started under `set_option maxHeartbeats N in`, so Lean itself
+    stops a slow tactic (the answer is `TimedOut`, the process lives on); the kill at the tactic
+    timeout stays as the backstop. N is `max_heartbeats` if set (0 = no limit), else
+    `tactic_timeout * heartbeats_per_second` (in Lean's unit of 1000 heartbeats), a deliberately
+    low rate so that Lean stops the tactic before the kill does.
+    Memory: `memory_limit_mb` caps each process (default: `default_memory_limit_mb`); a process
+    is recycled between theorems once it has grown `recycle_fraction` of the way from its
+    post-import baseline to the cap; a cap below that baseline is refused (`EnvSetupError`).
+    """
 
     cmd: tuple[str, ...] = ("lake", "exe", "repl")
     workspace: Path | None = None
     processes: int = 1
     memory_limit_mb: int | None = None
+    recycle_fraction: float = 0.5
     max_restarts: int = 20  # in a row, without a successful call between them
     header_cache_size: int = 8
     header_timeout: float = 600.0
     start_timeout: float = 300.0
+    verify_timeout: float = 600.0
+    tactic_timeout: float = 10.0
+    heartbeats_per_second: int = 10_000
+    max_heartbeats: int | None = None
     pickle_headers: bool = True
     policy: TacticPolicy = field(default_factory=TacticPolicy)
+
+    @property
+    def heartbeat_limit(self) -> int:
+        if self.max_heartbeats is not None:
+            return self.max_heartbeats
+        return max(1, int(self.tactic_timeout * self.heartbeats_per_second))
 
 
 class _Slot(Slot):
@@ -295,14 +393,26 @@ class _Slot(Slot):
         super().__init__(index)
         self.header_envs: OrderedDict[str, int] = OrderedDict()
         self.replayed: dict[tuple[Theorem, tuple[str, ...]], int] = {}
+        self.baseline_rss = 0  # bytes, measured after the first header of this process
 
     def reset(self) -> None:
         self.header_envs.clear()
         self.replayed.clear()
+        self.baseline_rss = 0
+
+
+@dataclass
+class _Verifier:
+    """The warm checking process: whole theorems in command mode from a header env, never search."""
+
+    process: ChildProcess | None = None
+    header_envs: dict[str, int] = field(default_factory=dict)
+    baseline_rss: int = 0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 class LeanRepl(ProcessPool[_Slot]):
-    """`ProofEnv` over a pool of Lean REPL processes."""
+    """`ProofEnv` over a pool of Lean REPL processes, plus one warm verifier process."""
 
     language: Language = "lean4"
     name = "Lean REPL"
@@ -313,15 +423,23 @@ class LeanRepl(ProcessPool[_Slot]):
         self.config = config
         self._pickles: OrderedDict[str, Path] = OrderedDict()
         self._pickle_dir: tempfile.TemporaryDirectory[str] | None = None
+        self._verifier = _Verifier()
+        self._cap_mb: int | None = config.memory_limit_mb
         self.header_elaborations = 0
+        self.recycles = 0  # processes replaced between theorems because they had grown
 
     # ---- process management
 
     def _workspace(self) -> Path | None:
         return self.config.workspace
 
+    def memory_cap_mb(self) -> int:
+        if self._cap_mb is None:
+            self._cap_mb = default_memory_limit_mb(len(self._slots))
+        return self._cap_mb
+
     async def _spawn(self) -> ChildProcess:
-        child = ChildProcess(self.config.cmd, self._workspace(), SETUP_HINT)
+        child = ChildProcess(self.config.cmd, self._workspace(), SETUP_HINT, memory_limit_mb=self.memory_cap_mb())
         await child.start()
         return child
 
@@ -351,13 +469,45 @@ class LeanRepl(ProcessPool[_Slot]):
             slot.process = await self._spawn()
         return slot.process
 
+    def _below_baseline(self, baseline: int) -> str:
+        return (
+            f"the memory cap of {self.memory_cap_mb()} MiB is below the Lean REPL's post-import baseline"
+            + (f" of {baseline >> 20} MiB" if baseline else "")
+            + " (imported modules are mapped into memory): raise --memory-limit-mb or run fewer --processes"
+        )
+
+    def _refuse_cap_below(self, baseline: int) -> None:
+        if baseline > self.memory_cap_mb() << 20:
+            raise EnvSetupError(self._below_baseline(baseline))
+
+    def _recycle_threshold(self, baseline: int) -> int:
+        cap = self.memory_cap_mb() << 20
+        return baseline + int((cap - baseline) * self.config.recycle_fraction)
+
     async def _check_memory(self, slot: _Slot) -> None:
-        limit = self.config.memory_limit_mb
-        if limit is None or slot.process is None:
+        """After a step: over the hard cap, restart now (the state is replayed when needed)."""
+        if slot.process is None:
             return
         rss = slot.process.rss_bytes()
-        if rss > limit * 1024 * 1024:
-            await self._restart(slot, f"memory {rss >> 20} MiB over the {limit} MiB cap")
+        cap = self.memory_cap_mb()
+        if rss > cap << 20:
+            await self._restart(slot, f"memory {rss >> 20} MiB over the {cap} MiB cap")
+
+    async def _recycle_if_grown(self, slot: _Slot) -> None:
+        """Between theorems: replace a process that has grown past its threshold (not a restart)."""
+        if slot.process is None or not slot.process.alive or not slot.baseline_rss:
+            return
+        rss = slot.process.rss_bytes()
+        if rss > self._recycle_threshold(slot.baseline_rss):
+            log.info(
+                "recycling %s %d between theorems: %d MiB (post-import baseline %d MiB)",
+                self.name,
+                slot.index,
+                rss >> 20,
+                slot.baseline_rss >> 20,
+            )
+            self.recycles += 1
+            await self._drop_session(slot)
 
     # ---- headers
 
@@ -367,27 +517,49 @@ class LeanRepl(ProcessPool[_Slot]):
         digest = hashlib.sha256(header.encode()).hexdigest()[:16]
         return Path(self._pickle_dir.name) / f"header-{digest}.olean"
 
-    async def _header_env(self, slot: _Slot, header: str) -> int | None:
-        """The env id of `header` in this slot's process, elaborating it at most once."""
+    def _forget_pickle(self, header: str) -> None:
+        path = self._pickles.pop(header, None)
+        if path is not None:
+            path.unlink(missing_ok=True)
+
+    async def _header_env(self, slot: _Slot, child: ChildProcess, header: str) -> int | None:
+        """The env id of `header` in `child` (the slot's current process), elaborated at most once.
+
+        A pickled header is unpickled instead; the real REPL does not catch a failed unpickle and
+        dies, so a death here forgets the pickle before it propagates: the retry elaborates the
+        header once, and no pickle can cause a crash loop.
+        """
         if not header.strip():
             return None
-        child = await self._ensure_process(slot)  # first: a restart here forgets the cached envs
         if header in slot.header_envs:
             slot.header_envs.move_to_end(header)
             return slot.header_envs[header]
         env: int | None = None
         pickle = self._pickles.get(header)
-        if pickle is not None and pickle.exists():
-            reply = parse_reply(
-                await self._request(child, {"unpickleEnvFrom": str(pickle)}, self.config.header_timeout)
-            )
+        if pickle is not None and not pickle.exists():
+            self._forget_pickle(header)
+        elif pickle is not None:
+            try:
+                reply = parse_reply(
+                    await self._request(child, {"unpickleEnvFrom": str(pickle)}, self.config.header_timeout)
+                )
+            except ProcessDied:
+                log.warning("the REPL died unpickling the header environment; dropping the pickle")
+                self._forget_pickle(header)
+                raise
             if isinstance(reply, CommandReply) and not reply.errors:
                 env = reply.env
             else:
                 log.warning("could not unpickle the header environment; elaborating it again")
+                self._forget_pickle(header)
         if env is None:
             self.header_elaborations += 1
-            reply = parse_reply(await self._request(child, {"cmd": header}, self.config.header_timeout))
+            try:
+                reply = parse_reply(await self._request(child, {"cmd": header}, self.config.header_timeout))
+            except MemoryCapExceeded as exc:
+                if not slot.baseline_rss:  # a fresh process cannot even import the header under the cap
+                    raise EnvSetupError(f"{self._below_baseline(child.rss_bytes())} ({exc})") from exc
+                raise
             if isinstance(reply, ProtocolError):
                 raise TheoremStartError(f"the header was rejected: {reply.message}")
             assert isinstance(reply, CommandReply)
@@ -401,6 +573,9 @@ class LeanRepl(ProcessPool[_Slot]):
         slot.header_envs[header] = env
         while len(slot.header_envs) > self.config.header_cache_size:
             slot.header_envs.popitem(last=False)
+        if not slot.baseline_rss:
+            slot.baseline_rss = child.rss_bytes()
+            self._refuse_cap_below(slot.baseline_rss)
         return env
 
     async def _pickle_header(self, child: ChildProcess, header: str, env: int) -> None:
@@ -416,13 +591,17 @@ class LeanRepl(ProcessPool[_Slot]):
 
     # ---- ProofEnv
 
-    async def _start_in(self, slot: _Slot, theorem: Theorem) -> tuple[int, str]:
-        env = await self._header_env(slot, theorem.header)
-        child = await self._ensure_process(slot)
-        request: dict[str, Any] = {"cmd": statement_with_sorry(theorem.statement)}
+    async def _start_in(
+        self, slot: _Slot, child: ChildProcess, theorem: Theorem, timeout: float | None = None
+    ) -> tuple[int, str]:
+        """Start `theorem` in `child` under the heartbeat limit: (proof state id, goal)."""
+        env = await self._header_env(slot, child, theorem.header)
+        command = with_heartbeat_limit(statement_with_sorry(theorem.statement), self.config.heartbeat_limit)
+        request: dict[str, Any] = {"cmd": command}
         if env is not None:
             request["env"] = env
-        reply = parse_reply(await self._request(child, request, self.config.start_timeout))
+        limit = self.config.start_timeout if timeout is None else min(timeout, self.config.start_timeout)
+        reply = parse_reply(await self._request(child, request, limit))
         if isinstance(reply, ProtocolError):
             raise TheoremStartError(f"{theorem.name}: {reply.message}")
         assert isinstance(reply, CommandReply)
@@ -439,21 +618,47 @@ class LeanRepl(ProcessPool[_Slot]):
         return check_lean_tactic(tactic, self.config.policy)
 
     async def _open(self, slot: _Slot, theorem: Theorem) -> tuple[int, tuple[str, ...]]:
-        # no memory check here: a restart now would orphan the id; the next step checks
-        ps, goal = await self._start_in(slot, theorem)
+        # between theorems is the one place a grown process is replaced: no state of it is in use here
+        await self._recycle_if_grown(slot)
+        child = await self._ensure_process(slot)
+        ps, goal = await self._start_in(slot, child, theorem)
+        if slot.process is not child:
+            raise ProcessDied("the REPL was replaced while the theorem was starting")
+        if not slot.baseline_rss:  # no header to import: the baseline is the process as it starts
+            slot.baseline_rss = child.rss_bytes()
         return ps, (goal,)
 
-    async def _resolve(self, slot: _Slot, handle: Handle, timeout: float) -> int:
-        """The proof-state id of `handle` in the slot's current process, replaying if needed."""
-        if handle.generation == slot.generation:
+    def _affinity(self, slot: _Slot, handle: Handle) -> int:
+        if handle.slot == slot.index and handle.generation == slot.generation:
+            return 2
+        return 1 if (handle.theorem, handle.path) in slot.replayed else 0
+
+    async def _resolve(self, slot: _Slot, child: ChildProcess, handle: Handle, deadline: float) -> int:
+        """The proof-state id of `handle` in `child` (the slot's current process), replaying if needed.
+
+        `handle.ref` is trusted only when the state was made by this very slot and process;
+        otherwise its path is replayed here (charged to `current_usage().replays`), every request
+        under the caller's deadline.
+        """
+        if handle.slot == slot.index and handle.generation == slot.generation:
             return handle.ref
         key = (handle.theorem, handle.path)
         if key in slot.replayed:
             return slot.replayed[key]
-        ps, _ = await self._start_in(slot, handle.theorem)
-        for i, tactic in enumerate(handle.path):
-            child = await self._ensure_process(slot)
-            raw = await self._request(child, {"tactic": tactic, "proofState": ps}, timeout)
+        loop = asyncio.get_running_loop()
+        done = next(
+            (n for n in range(len(handle.path), 0, -1) if (handle.theorem, handle.path[:n]) in slot.replayed), 0
+        )
+        if done:
+            ps = slot.replayed[(handle.theorem, handle.path[:done])]
+        else:
+            ps, _ = await self._start_in(slot, child, handle.theorem, max(0.0, deadline - loop.time()))
+        for i in range(done, len(handle.path)):
+            tactic = handle.path[i]
+            current_usage().replays += 1
+            raw = await self._request(
+                child, {"tactic": tactic_text(tactic), "proofState": ps}, max(0.0, deadline - loop.time())
+            )
             reply = parse_reply(raw)
             outcome = tactic_outcome(reply) if isinstance(reply, (TacticReply, ProtocolError)) else reply
             if not isinstance(outcome, TacticReply):
@@ -464,30 +669,104 @@ class LeanRepl(ProcessPool[_Slot]):
         return ps
 
     async def _step(self, slot: _Slot, handle: Handle, tactic: str, timeout: float) -> TacticResult:
-        ps = await self._resolve(slot, handle, timeout)
+        # The process and its generation are read ONCE: every request of this step goes to this
+        # child, and a death midway raises ProcessDied (the pool restarts and retries the whole
+        # step) instead of sending ids of the dead process to its successor.
         child = await self._ensure_process(slot)
-        raw = await self._request(child, {"tactic": tactic, "proofState": ps}, timeout)
-        generation = slot.generation  # the new proof state lives in this process
+        generation = slot.generation
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        ps = await self._resolve(slot, child, handle, deadline)
+        raw = await self._request(
+            child, {"tactic": tactic_text(tactic), "proofState": ps}, max(0.0, deadline - loop.time())
+        )
+        if slot.generation != generation or slot.process is not child:
+            raise ProcessDied("the REPL was replaced during the step")
         reply = parse_reply(raw)
         if isinstance(reply, CommandReply):
             raise EnvError(f"the REPL answered a tactic with a command reply: {raw}")
+        if _out_of_heartbeats(reply):
+            return TimedOut(timeout)  # Lean stopped it; the process is fine
         outcome = tactic_outcome(reply)
         await self._check_memory(slot)
         if isinstance(outcome, TacticReply):
-            return Progress(ProofState(outcome.goals, handle.child(generation, outcome.proof_state, tactic)))
+            made = Handle(slot.index, generation, outcome.proof_state, handle.theorem, (*handle.path, tactic))
+            return Progress(ProofState(outcome.goals, made))
         return outcome
 
     def render_proof(self, theorem: Theorem, proof: Sequence[str]) -> str:
         return theorem.header_block + render_proof_body(theorem.statement, proof)
 
     async def verify(self, theorem: Theorem, proof: Sequence[str]) -> Verdict:
-        """Check header + statement + proof as commands in a fresh process, then its axioms."""
+        """Check header + statement + proof as one command in the warm verifier, then its axioms.
+
+        The verifier is a REPL process of its own, never used for search: each check starts from
+        the header's env (envs are immutable snapshots), so checks cannot see each other, and
+        the header is imported once per verifier process, not once per check.
+        """
         for tactic in proof:
             if (reason := check_lean_tactic(tactic, self.config.policy)) is not None:
                 return Verdict(False, reason=f"rejected tactic {tactic!r}: {reason}")
         statement, name = declared_name(theorem.statement)
-        checked = await self.check_source(theorem.header, render_proof_body(statement, proof), [name])
+        started = time.perf_counter()
+        try:
+            checked = await self._verify_in_warm_process(theorem.header, render_proof_body(statement, proof), name)
+        finally:
+            current_usage().verify_s += time.perf_counter() - started
         return checked.verdict(name)
+
+    async def _verify_in_warm_process(self, header: str, body: str, name: str) -> SourceCheck:
+        v = self._verifier
+        async with v.lock:
+            try:
+                if v.process is not None and v.process.alive and v.baseline_rss:
+                    if v.process.rss_bytes() > self._recycle_threshold(v.baseline_rss):
+                        await self._drop_verifier()
+                if v.process is None or not v.process.alive:
+                    await self._drop_verifier()
+                    v.process = await self._spawn()
+                child = v.process
+                env: int | None = None
+                if header.strip():
+                    if header not in v.header_envs:
+                        reply = parse_reply(await self._request(child, {"cmd": header}, self.config.header_timeout))
+                        if not isinstance(reply, CommandReply):
+                            return SourceCheck(error=f"the header was rejected: {reply}")
+                        if reply.errors:
+                            return SourceCheck(reply.messages, error="the header has errors")
+                        v.header_envs[header] = reply.env
+                        if not v.baseline_rss:
+                            v.baseline_rss = child.rss_bytes()
+                    env = v.header_envs[header]
+                return await self._check_command(child, env, body, [name], self.config.verify_timeout)
+            except (asyncio.TimeoutError, ProcessDied, EnvError) as exc:
+                await self._drop_verifier()  # nothing is accepted from a checker that failed
+                what = "timed out" if isinstance(exc, asyncio.TimeoutError) else f"crashed: {exc}"
+                return SourceCheck(error=f"the checking REPL {what}")
+
+    async def _drop_verifier(self) -> None:
+        v = self._verifier
+        if v.process is not None:
+            await v.process.kill()
+        v.process = None
+        v.header_envs.clear()
+        v.baseline_rss = 0
+
+    async def _check_command(
+        self, child: ChildProcess, env: int | None, body: str, names: Sequence[str], timeout: float
+    ) -> SourceCheck:
+        request: dict[str, Any] = {"cmd": body}
+        if env is not None:
+            request["env"] = env
+        reply = parse_reply(await self._request(child, request, timeout))
+        if not isinstance(reply, CommandReply):
+            return SourceCheck(error=f"the REPL rejected the source: {reply}")
+        axioms: dict[str, tuple[str, ...] | None] = {}
+        for name in names:
+            query = {"cmd": f"#print axioms {name}", "env": reply.env}
+            ax_reply = parse_reply(await self._request(child, query, self.config.start_timeout))
+            axioms[name] = parse_axioms(ax_reply.messages, name) if isinstance(ax_reply, CommandReply) else None
+        return SourceCheck(reply.messages, axioms, sorries=bool(reply.sorries))
 
     async def check_file(self, text: str) -> list[TheoremCheck]:
         """Every theorem of a whole file, elaborated once in a fresh process."""
@@ -512,18 +791,7 @@ class LeanRepl(ProcessPool[_Slot]):
                 if reply.errors:
                     return SourceCheck(reply.messages, error="the header has errors")
                 env = reply.env
-            request: dict[str, Any] = {"cmd": body}
-            if env is not None:
-                request["env"] = env
-            reply = parse_reply(await self._request(child, request, self.config.start_timeout))
-            if not isinstance(reply, CommandReply):
-                return SourceCheck(error=f"the REPL rejected the source: {reply}")
-            axioms: dict[str, tuple[str, ...] | None] = {}
-            for name in names:
-                query = {"cmd": f"#print axioms {name}", "env": reply.env}
-                ax_reply = parse_reply(await self._request(child, query, self.config.start_timeout))
-                axioms[name] = parse_axioms(ax_reply.messages) if isinstance(ax_reply, CommandReply) else None
-            return SourceCheck(reply.messages, axioms, sorries=bool(reply.sorries))
+            return await self._check_command(child, env, body, names, self.config.start_timeout)
         except asyncio.TimeoutError:
             return SourceCheck(error="the check timed out")
         except ProcessDied as exc:  # nothing is accepted from a checker that died
@@ -533,8 +801,16 @@ class LeanRepl(ProcessPool[_Slot]):
 
     async def close(self) -> None:
         await super().close()
+        await self._drop_verifier()
         if self._pickle_dir is not None:
             with contextlib.suppress(OSError):
                 self._pickle_dir.cleanup()
             self._pickle_dir = None
             self._pickles.clear()
+
+
+def _out_of_heartbeats(reply: TacticReply | ProtocolError) -> bool:
+    """Lean's own stop: the heartbeat limit was reached (thrown, or logged by error recovery)."""
+    if isinstance(reply, ProtocolError):
+        return HEARTBEATS_EXHAUSTED in reply.message
+    return any(m.severity == "error" and HEARTBEATS_EXHAUSTED in m.data for m in reply.messages)
