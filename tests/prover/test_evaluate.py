@@ -12,7 +12,7 @@ import time
 import pytest
 
 from prover.evaluate import pass_at_k, read_results, summarize, wilson_interval
-from tests.conftest import FAKE_REPL, ROOT
+from tests.conftest import FAKE_REPL, MINIF2F_DATA, ROOT
 from tests.run_cli import prover
 
 DATA = ROOT / "tests" / "data"
@@ -164,26 +164,17 @@ def test_attempts_give_pass_at_k_and_names_limit_select(tmp_path):
     assert unknown.returncode == 2 and "unknown theorem" in unknown.stderr
 
 
-def test_eval_through_the_fake_lean_repl(tmp_path, transcripts):
-    bench = tmp_path / "lean.jsonl"
-    bench.write_text(
-        json.dumps(
-            {
-                "name": "complex_and",
-                "split": "test",
-                "header": "import Lean\n",
-                "formal_statement": "theorem complex_and (p q r : Prop) (h1 : p ∧ q) (h2 : q → r) : p ∧ r :=",
-            }
-        )
-        + "\n"
-    )
+def test_eval_through_the_fake_lean_repl(tmp_path):
+    """miniF2F-format theorems of our own, with their Mathlib header, through the fake Lean REPL."""
     tactics = tmp_path / "t.txt"
-    tactics.write_text("apply And.intro\nexact h1.left\napply h2\nexact h1.right\n")
-    repl = f"{shlex.quote(sys.executable)} {FAKE_REPL} --transcripts {transcripts}"
+    tactics.write_text("constructor\nexact hp\napply hqr\nexact hq\nsubst h₀; subst h₁; norm_num\n")
+    repl = f"{shlex.quote(sys.executable)} {FAKE_REPL}"
     done = prover(
         "eval",
         "--benchmark-file",
-        str(bench),
+        str(MINIF2F_DATA / "minif2f_lean4.jsonl"),
+        "--names",
+        "toy_and_chain,toy_three_steps,toy_bad_statement",
         "--repl-cmd",
         repl,
         "--tactics",
@@ -192,8 +183,10 @@ def test_eval_through_the_fake_lean_repl(tmp_path, transcripts):
         str(tmp_path / "run"),
     )
     assert done.returncode == 0, done.stderr
-    [record] = read_results(tmp_path / "run" / "results.jsonl")
-    assert record["status"] == "proved" and record["tactics"][-1] == "exact h1.right"
+    records = {r["theorem"]: r for r in read_results(tmp_path / "run" / "results.jsonl")}
+    assert records["toy_and_chain"]["status"] == "proved" and records["toy_and_chain"]["tactics"][-1] == "exact hq"
+    assert records["toy_three_steps"]["status"] == "proved"
+    assert records["toy_bad_statement"]["status"] == "error"
 
 
 @pytest.mark.usefixtures("coq_available")
