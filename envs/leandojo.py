@@ -302,7 +302,7 @@ class LeanDojoEnv:
         lean_dojo = import_lean_dojo()
         dojo = lean_dojo.Dojo(target, timeout=math.ceil(self.config.start_timeout))
         try:
-            _, state = dojo.__enter__()
+            _, state = self._enter_or_clean_up(dojo)
         except lean_dojo.DojoInitError as exc:
             raise TheoremStartError(f"{target.full_name}: LeanDojo cannot start it: {exc}") from exc
         except (lean_dojo.DojoCrashError, lean_dojo.DojoTacticTimeoutError, EOFError) as exc:
@@ -312,6 +312,15 @@ class LeanDojoEnv:
         if not isinstance(state, lean_dojo.TacticState):
             raise TheoremStartError(f"{target.full_name}: LeanDojo gave no tactic state but {state!r}")
         return dojo, state
+
+    @classmethod
+    def _enter_or_clean_up(cls, dojo: Any) -> tuple[Any, Any]:
+        """`dojo.__enter__()`; if it fails, the Lean process and temporary file it made are removed."""
+        try:
+            return dojo.__enter__()  # type: ignore[no-any-return]
+        except BaseException:
+            cls._exit(dojo)
+            raise
 
     @staticmethod
     def _exit(dojo: Any) -> None:
@@ -481,7 +490,7 @@ class LeanDojoEnv:
         entry = (repo, Path(theorem.file_path), line)
         try:
             dojo = lean_dojo.Dojo(entry, timeout=math.ceil(self.config.start_timeout))
-            _, state = dojo.__enter__()
+            _, state = self._enter_or_clean_up(dojo)
         except Exception as exc:  # nothing is accepted from a checker that did not start
             return Verdict(False, reason=f"the fresh check could not start: {type(exc).__name__}: {exc}")
         try:

@@ -251,6 +251,7 @@ async def test_untraced_repo_and_unknown_theorem(lean: FakeLean, traced_repo: Tr
             await env.start(replace(theorem(traced_repo), url=str(tmp_path / "nowhere")))
         with pytest.raises(TheoremStartError, match="Demo.nope"):
             await env.start(theorem(traced_repo, "Demo.nope"))
+        assert lean.events[-2:] == [("open", "Demo.nope"), ("close",)]  # the failed Dojo's Lean is cleaned up
     finally:
         await env.close()
 
