@@ -1,29 +1,43 @@
 """Coq through `coqidetop`'s XML protocol (`-main-channel stdfds`), checked with Coq 8.16.
 
-One process holds one linear document of sentences, each with a state id. A tactic
-runs by `Edit_at` to its state's id, `Add` of the sentence and `Goal` (which forces
-execution and reports errors). `Edit_at` discards later sentences, so a state whose
-id left the document is rebuilt by replaying its tactic path from the theorem's root.
+One process holds one linear document of sentences, each with a state id. A tactic runs as
+one write of `Edit_at` (back to its state, when needed), `Add` of the sentence and `Goal`
+(which executes it and reports errors), then one read of their answers. `Edit_at` discards
+later sentences, so a state whose id left the document (or was made by another process of the
+pool) is rebuilt by replaying its tactic path from the theorem's root, under the caller's
+deadline. A slow tactic is stopped by Coq itself: the sentence runs as `Timeout N <tactic>.`
+(the wrapper never enters a proof's path); killing the process is the pool's backstop.
 A state with no goals left is `proved` only if `Qed.` is accepted.
-`verify` runs a fresh `coqc` on the whole file and audits `Print Assumptions`.
+
+`verify` checks the whole theorem in command mode in a warm verifier: a separate `coqidetop`
+per header that never runs search tactics, reset to the header's state before each theorem,
+then audits `Print Assumptions` with every axiom resolved to its full path by `Locate`. Proof
+text that our sentence splitter might read differently from Coq's parser (strings, comments,
+`..`) goes to a fresh `coqc` instead, as does `prover check` (`check_file`), per theorem.
+Both processes run in a private temporary directory (Coq writes `.lia.cache` into its cwd).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import re
 import tempfile
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 from xml.sax.saxutils import escape
 
+from envs.declarations import DeclarationError, declaration_name, declarations
 from envs.pool import Handle, ProcessPool, Slot
-from envs.process import ChildProcess, run_command
+from envs.process import ChildProcess, ProcessDied, ProtocolError, run_command
 from envs.tactic_guard import TacticPolicy, check_coq_tactic
 from envs.types import (
+    CHECKED_FILE,
     EnvError,
     EnvSetupError,
     Failed,
@@ -35,20 +49,40 @@ from envs.types import (
     Theorem,
     TheoremCheck,
     TheoremStartError,
+    TimedOut,
     Verdict,
+    current_usage,
 )
 
 log = logging.getLogger(__name__)
 
 SETUP_HINT = "Coq is needed: install it with `apt-get install coq` (Debian/Ubuntu) or `opam install coq`."
-# Axioms of Coq's standard library that a user's header may legitimately import.
+# The standard library's axioms a proof may rest on (full paths, as `Locate` prints them):
+# classical logic, choice/description, extensionality, proof irrelevance, and the axioms of the
+# classical reals. Anything else (an `Axiom`, `Parameter` or `Admitted` lemma of the checked file
+# or of another library) makes a proof unaccepted.
 STANDARD_AXIOMS = frozenset({
-    "Classical_Prop.classic", "FunctionalExtensionality.functional_extensionality_dep",
-    "PropExtensionality.propositional_extensionality", "ProofIrrelevance.proof_irrelevance",
-    "ClassicalDedekindReals.sig_forall_dec", "ClassicalDedekindReals.sig_not_dec",
-    "ClassicalEpsilon.constructive_indefinite_description",
+    "Coq.Logic.Classical_Prop.classic",
+    "Coq.Logic.ClassicalEpsilon.constructive_indefinite_description",
+    "Coq.Logic.IndefiniteDescription.constructive_indefinite_description",
+    "Coq.Logic.Epsilon.epsilon_statement",
+    "Coq.Logic.ClassicalUniqueChoice.dependent_unique_choice",
+    "Coq.Logic.ClassicalChoice.choice",
+    "Coq.Logic.Description.constructive_definite_description",
+    "Coq.Logic.FunctionalExtensionality.functional_extensionality_dep",
+    "Coq.Logic.PropExtensionality.propositional_extensionality",
+    "Coq.Logic.ProofIrrelevance.proof_irrelevance",
+    "Coq.Logic.Eqdep.Eq_rect_eq.eq_rect_eq",
+    "Coq.Logic.JMeq.JMeq_eq",
+    "Coq.Reals.ClassicalDedekindReals.sig_forall_dec",
+    "Coq.Reals.ClassicalDedekindReals.sig_not_dec",
 })  # fmt: skip
 _BULLET = re.compile(r"^\s*(?:[-+*]+|\{|\})\s*$")
+_PROOF_END = re.compile(r"^(?:Qed|Defined|Admitted|Abort|Save)\b")
+_TIMEOUT_MESSAGES = ("Timeout!", "Tactic timeout!")
+_INIT_TIMEOUT = 20.0  # coqidetop answers Init in well under a second; anything else is not coqidetop
+_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+_SID = re.compile(rb'<state_id val="(\d+)"')
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,42 +95,73 @@ class CoqConfig:
     verify_timeout: float = 300.0
     allowed_axioms: frozenset[str] = STANDARD_AXIOMS
     policy: TacticPolicy = field(default_factory=TacticPolicy)
+    memory_limit_mb: int | None = None  # per process, with its children; killed at the cap
+    interrupt: Literal["timeout", "kill"] = "timeout"  # stop a slow tactic with Coq's `Timeout`, or kill
+    warm_verifier: bool = True  # False: every `verify` runs a fresh `coqc`
 
 
 # --------------------------------------------------------------------------- XML
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
-    good: bool
-    value: ET.Element
-    error: str = ""
-    error_state: int | None = None
+def _xml(data: bytes) -> ET.Element:
+    """Parse one element; control characters (e.g. printed by `idtac`) are not valid XML 1.0."""
+    data = data.replace(b"&nbsp;", b" ")
+    try:
+        return ET.fromstring(data)
+    except ET.ParseError:
+        pass
+    try:
+        return ET.fromstring(_CONTROL.sub(b"?", data))
+    except ET.ParseError as exc:
+        raise ProtocolError(f"coqidetop sent unreadable XML ({exc}): {data[:200]!r}") from exc
 
 
 def _text(elem: ET.Element | None) -> str:
     return "" if elem is None else "".join(elem.itertext())
 
 
-def parse_answer(raw: bytes) -> tuple[Answer, list[str]]:
-    """Split one exchange's bytes into the `<value>` answer and error feedback messages."""
-    text = raw.decode(errors="replace").replace("&nbsp;", " ")
-    root = ET.fromstring(f"<root>{text}</root>")
-    errors: list[str] = []
-    for fb in root.iter("feedback"):
-        content = fb.find("feedback_content")
-        if content is not None and content.get("val") == "message":
-            level = content.find("./message/message_level")
-            if level is not None and level.get("val") == "error":
-                errors.append(_text(content.find("./message/richpp")).strip())
-    value = root.find("value")
-    if value is None:
-        raise EnvError(f"coqidetop answered without a value: {text[:300]}")
-    if value.get("val") == "good":
-        return Answer(True, value), errors
-    sid = value.find("state_id")
-    message = _text(value.find("richpp")).strip() or "; ".join(errors) or "Coq error"
-    return Answer(False, value, message, int(sid.get("val", "0")) if sid is not None else None), errors
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """The bytes of one answer: feedback messages, then `<value ...>...</value>` from `start`."""
+
+    raw: bytes
+    start: int
+
+    @classmethod
+    def of(cls, raw: bytes) -> Reply:
+        start = raw.rfind(b"<value ")
+        if start < 0:
+            raise ProtocolError(f"coqidetop answered without a value: {raw[-300:]!r}")
+        return cls(raw, start)
+
+    @property
+    def good(self) -> bool:
+        return self.raw.startswith(b'<value val="good"', self.start)
+
+    def value(self) -> ET.Element:
+        return _xml(self.raw[self.start :])
+
+    def messages(self, level: str) -> list[str]:
+        """Feedback messages of `level` (error, notice, ...), parsed only when there are any."""
+        if f'message_level val="{level}"'.encode() not in self.raw[: self.start]:
+            return []
+        out = []
+        for fb in _xml(b"<r>" + self.raw[: self.start] + b"</r>").iter("feedback_content"):
+            if fb.get("val") == "message":
+                lvl = fb.find("./message/message_level")
+                if lvl is not None and lvl.get("val") == level:
+                    out.append(_text(fb.find("./message/richpp")).strip())
+        return out
+
+    def failure(self) -> str:
+        value = self.value()
+        return _text(value.find("richpp")).strip() or "; ".join(self.messages("error")) or "Coq error"
+
+    def added_sid(self) -> int:
+        m = _SID.search(self.raw, self.start)
+        if m is None:
+            raise ProtocolError("coqidetop answered Add without a state id")
+        return int(m.group(1))
 
 
 def _render_goal(goal: ET.Element) -> str:
@@ -137,6 +202,17 @@ def add_call(sentence: str, sid: int) -> bytes:
     ).encode()
 
 
+def edit_at_call(sid: int) -> bytes:
+    return f'<call val="Edit_at"><state_id val="{sid}"/></call>'.encode()
+
+
+GOAL_CALL = b'<call val="Goal"><unit/></call>'
+INIT_CALL = b'<call val="Init"><option val="none"/></call>'
+
+
+# --------------------------------------------------------------------------- sentences
+
+
 def as_sentence(tactic: str) -> str:
     t = tactic.strip()
     if _BULLET.match(t) or t.endswith("."):
@@ -144,64 +220,105 @@ def as_sentence(tactic: str) -> str:
     return t + "."
 
 
-def split_sentences(text: str) -> list[str]:
-    """Split Coq source into sentences (a `.` followed by space or end, outside comments and strings)."""
-    out: list[str] = []
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each Coq sentence: a `.` followed by space or end, outside comments and
+    strings; bullets (`-`, `+`, `*` runs) and braces at the start of a sentence are sentences
+    of their own, as Coq parses them. Comments between sentences belong to none."""
+    spans: list[tuple[int, int]] = []
     depth = 0
     in_string = False
-    start = 0
-    i = 0
-    while i < len(text):
-        two = text[i : i + 2]
+    start: int | None = None
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
         if in_string:
-            if text[i] == '"':
-                in_string = False
-        elif two == "(*":
+            in_string = c != '"'
+        elif text.startswith("(*", i):
             depth += 1
-            i += 1
-        elif two == "*)" and depth:
+            i += 2
+            continue
+        elif depth and text.startswith("*)", i):
             depth -= 1
-            i += 1
-        elif depth == 0 and text[i] == '"':
+            i += 2
+            continue
+        elif depth:
+            pass
+        elif start is None:
+            if c in "-+*":
+                j = i
+                while j < n and text[j] == c:
+                    j += 1
+                spans.append((i, j))
+                i = j
+                continue
+            if c in "{}":
+                spans.append((i, i + 1))
+            elif not c.isspace():
+                start = i
+                in_string = c == '"'
+        elif c == '"':
             in_string = True
-        elif (
-            depth == 0
-            and text[i] == "."
-            and (i + 1 == len(text) or text[i + 1].isspace())
-            and not text[i - 1 : i] == "."
-        ):
-            sentence = text[start : i + 1].strip()
-            if sentence:
-                out.append(sentence)
-            start = i + 1
+        elif c == "." and (i + 1 == n or text[i + 1].isspace()) and text[i - 1] != ".":
+            spans.append((start, i + 1))
+            start = None
         i += 1
-    rest = re.sub(r"\(\*.*?\*\)", "", text[start:], flags=re.S).strip()
-    if rest:
+    if start is not None or depth or in_string:
+        rest = text[start if start is not None else len(text) - 80 :].strip()
         raise TheoremStartError(f"Coq source does not end with a full sentence: {rest[:80]!r}")
-    return out
+    return spans
 
 
-# --------------------------------------------------------------------------- the pool
+def split_sentences(text: str) -> list[str]:
+    """Split Coq source into sentences (see `sentence_spans`)."""
+    return [text[a:b] for a, b in sentence_spans(text)]
+
+
+def tactic_sentences(tactic: str) -> list[str]:
+    """The sentences of one search step (`- lia` is a bullet then `lia.`; `intros. lia` two)."""
+    return split_sentences(as_sentence(tactic))
+
+
+def reads_unambiguously(sentence: str) -> bool:
+    """True when our splitter and Coq's parser cannot disagree about where `sentence` ends."""
+    return '"' not in sentence and "(*" not in sentence and ".." not in sentence
+
+
+# --------------------------------------------------------------------------- one document
 
 
 class _Slot(Slot):
-    """One coqidetop process: its document (`chain` of live state ids) and known states."""
+    """One coqidetop process: its document (`chain` of live state ids) and known states.
+
+    `dirty` is a sentence at the tip that failed to execute: the next Add first goes back.
+    """
 
     def __init__(self, index: int) -> None:
         super().__init__(index)
         self.chain: list[int] = []
-        self.known: dict[tuple[str, Theorem | None, tuple[str, ...]], int] = {}
+        self.dirty: int | None = None
+        self.headers: dict[str, int] = {}
+        self.known: dict[tuple[Theorem, tuple[str, ...]], int] = {}
 
     def reset(self) -> None:
         self.chain = []
+        self.dirty = None
+        self.headers.clear()
         self.known.clear()
 
     def alive_sid(self, sid: int) -> bool:
         return sid in self.chain
 
+    def knows(self, key: tuple[Theorem, tuple[str, ...]]) -> int | None:
+        sid = self.known.get(key)
+        return sid if sid is not None and sid in self.chain else None
+
+
+class _Timeout(Exception):
+    """Coq's own `Timeout` stopped a sentence."""
+
 
 class CoqIde(ProcessPool[_Slot]):
-    """`ProofEnv` over a pool of `coqidetop` processes."""
+    """`ProofEnv` over a pool of `coqidetop` processes, plus a warm verifier per header."""
 
     language: Language = "coq"
     name = "coqidetop"
@@ -210,85 +327,162 @@ class CoqIde(ProcessPool[_Slot]):
     def __init__(self, config: CoqConfig = CoqConfig()) -> None:
         super().__init__([_Slot(i) for i in range(max(1, config.processes))], config.max_restarts)
         self.config = config
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._verifiers: dict[str, _Slot] = {}  # header -> its verifier document
 
-    # ---- protocol
+    # ---- processes
 
-    async def _call(self, slot: _Slot, call: bytes, timeout: float | None) -> tuple[Answer, list[str]]:
-        child = await self._ensure_process(slot)
+    def _workdir(self) -> Path:
+        """A private cwd for coqidetop and coqc (they write `.lia.cache`/`.nia.cache` there)."""
+        if self._tmp is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="prover-coq-")
+        return Path(self._tmp.name)
 
-        async def exchange() -> tuple[Answer, list[str]]:
-            await child.write(call + b"\n")
-            raw = await child.read_until(b"</value>")
-            return parse_answer(raw)
-
-        return await asyncio.wait_for(exchange(), timeout)
+    async def _spawn(self, slot: _Slot) -> ChildProcess:
+        child = ChildProcess(self.config.cmd, self._workdir(), SETUP_HINT, self.config.memory_limit_mb)
+        await child.start()
+        slot.process = child
+        slot.reset()
+        try:
+            (answer,) = await asyncio.wait_for(self._exchange(slot, [INIT_CALL]), _INIT_TIMEOUT)
+        except asyncio.TimeoutError as exc:
+            await child.kill()
+            slot.process = None
+            raise EnvSetupError(
+                f"`{' '.join(self.config.cmd)}` did not answer coqidetop's Init within {_INIT_TIMEOUT:g}s. {SETUP_HINT}"
+            ) from exc
+        if not answer.good:
+            raise EnvSetupError(f"coqidetop refused Init: {answer.failure()}")
+        slot.chain = [answer.added_sid()]
+        return child
 
     async def _ensure_process(self, slot: _Slot) -> ChildProcess:
         if slot.process is not None and slot.process.alive:
             return slot.process
         if slot.process is not None:
             await self._restart(slot, "the process had exited")
-        child = ChildProcess(self.config.cmd, None, SETUP_HINT)
-        await child.start()
-        slot.process = child
-        answer, _ = await self._call(slot, b'<call val="Init"><option val="none"/></call>', self.config.start_timeout)
-        if not answer.good:
-            raise EnvSetupError(f"coqidetop refused Init: {answer.error}")
-        sid = answer.value.find("state_id")
-        slot.chain = [int(sid.get("val", "1")) if sid is not None else 1]
-        slot.known.clear()
-        return child
+        return await self._spawn(slot)
 
-    async def _edit_at(self, slot: _Slot, sid: int) -> None:
-        if slot.chain and slot.chain[-1] == sid:
-            return
-        answer, _ = await self._call(slot, f'<call val="Edit_at"><state_id val="{sid}"/></call>'.encode(), 60)
-        if not answer.good:
-            raise EnvError(f"Edit_at {sid} failed: {answer.error}")
-        del slot.chain[slot.chain.index(sid) + 1 :]
+    async def _exchange(self, slot: _Slot, calls: Sequence[bytes]) -> list[Reply]:
+        """Send `calls` in one write and read their answers. Never restarts: a dead process raises."""
+        child = slot.process
+        if child is None or not child.alive:
+            raise ProcessDied("coqidetop is not running")
+        await child.write(b"\n".join(calls) + b"\n")
+        return [Reply.of(await child.read_until(b"</value>")) for _ in calls]
 
-    async def _add(self, slot: _Slot, sentence: str, sid: int, timeout: float) -> tuple[int | None, str, Goals | None]:
-        """Add `sentence` after `sid` and execute it: (new sid, "", goals) or (None, error, None)."""
-        await self._edit_at(slot, sid)
-        answer, errors = await self._call(slot, add_call(sentence, sid), timeout)
-        if not answer.good:
-            await self._edit_at(slot, sid)
-            return None, answer.error, None
-        sid_elem = answer.value.find("./pair/state_id")
-        if sid_elem is None:
-            raise EnvError("coqidetop answered Add without a state id")
-        new_sid = int(sid_elem.get("val", "0"))
-        slot.chain.append(new_sid)
-        goal_answer, goal_errors = await self._call(slot, b'<call val="Goal"><unit/></call>', timeout)
-        if not goal_answer.good or errors or goal_errors:
-            await self._edit_at(slot, sid)
-            return None, goal_answer.error if not goal_answer.good else "; ".join(errors + goal_errors), None
-        return new_sid, "", parse_goals(goal_answer.value)
+    # ---- sentences
 
-    # ---- theorem roots
+    def _wrap(self, sentence: str, seconds: float | None) -> str:
+        if seconds is None or self.config.interrupt != "timeout" or _BULLET.match(sentence):
+            return sentence
+        return f"Timeout {max(1, math.ceil(seconds))} {sentence}"
 
-    async def _root(self, slot: _Slot, theorem: Theorem, timeout: float) -> tuple[int, Goals | None]:
-        await self._ensure_process(slot)
-        header_key = ("header", None, (theorem.header,))
-        header_sid = slot.known.get(header_key)
-        if header_sid is None or not slot.alive_sid(header_sid):
-            sid = slot.chain[0]
-            for sentence in split_sentences(theorem.header):
-                new, error, _ = await self._add(slot, sentence, sid, timeout)
-                if new is None:
-                    raise TheoremStartError(f"the header sentence {sentence!r} failed: {error}")
-                sid = new
-            header_sid = slot.known[header_key] = sid
-        sentences = [*split_sentences(theorem.statement), "Proof."]
-        sid = header_sid
+    async def _run(
+        self,
+        slot: _Slot,
+        base: int,
+        sentence: str,
+        seconds: float | None = None,
+        execute: bool = True,
+        notices: list[str] | None = None,
+    ) -> tuple[int | None, str, Goals | None]:
+        """Add `sentence` after state `base` (and execute it): (new sid, "", goals) or (None, error, None).
+
+        Raises `_Timeout` when Coq's `Timeout` (after `seconds`) stopped it. `notices` collects
+        the sentence's printed output (`Print Assumptions`, `Locate`).
+        """
+        calls = []
+        going_back = slot.dirty is not None or slot.chain[-1] != base
+        if going_back:
+            if base not in slot.chain:
+                raise ProtocolError(f"state {base} is not in the document")
+            calls.append(edit_at_call(base))
+        calls.append(add_call(self._wrap(sentence, seconds), base))
+        if execute:
+            calls.append(GOAL_CALL)
+        replies = await self._exchange(slot, calls)
+        if going_back:
+            edit = replies[0]
+            if not edit.good or b'val="in_r"' in edit.raw[edit.start :]:
+                raise ProtocolError(f"Edit_at {base} was refused: {edit.raw[edit.start :][:200]!r}")
+            del slot.chain[slot.chain.index(base) + 1 :]
+            slot.dirty = None
+        add = replies[1 if going_back else 0]
+        if not add.good:
+            return None, add.failure(), None  # nothing was added
+        new = add.added_sid()
+        if not execute:
+            slot.chain.append(new)
+            return new, "", None
+        goal = replies[-1]
+        errors = add.messages("error") + goal.messages("error")
+        if not goal.good or errors:
+            slot.dirty = new
+            message = goal.failure() if not goal.good else "; ".join(errors)
+            if message in _TIMEOUT_MESSAGES:
+                raise _Timeout(message)
+            return None, message, None
+        slot.chain.append(new)
+        if notices is not None:
+            notices.extend(goal.messages("notice"))
+        return new, "", parse_goals(goal.value())
+
+    async def _header(self, slot: _Slot, header: str, seconds: float | None) -> int:
+        """The state after `header` in the slot's document, adding it if needed."""
+        sid = slot.headers.get(header)
+        if sid is not None and slot.alive_sid(sid):
+            return sid
+        sid = slot.chain[0]
+        for sentence in split_sentences(header):
+            new, error, _ = await self._run(slot, sid, sentence)
+            if new is None:
+                raise TheoremStartError(f"the header sentence {sentence!r} failed: {error}")
+            sid = new
+        slot.headers[header] = sid
+        return sid
+
+    # ---- theorem roots and replays
+
+    async def _root(self, slot: _Slot, theorem: Theorem, seconds: float | None) -> tuple[int, Goals | None]:
+        sid = await self._header(slot, theorem.header, seconds)
         goals = None
-        for sentence in sentences:
-            new, error, goals = await self._add(slot, sentence, sid, timeout)
+        for sentence in [*split_sentences(theorem.statement), "Proof."]:
+            new, error, goals = await self._run(slot, sid, sentence)
             if new is None:
                 raise TheoremStartError(f"{theorem.name}: {sentence[:80]!r} failed: {error}")
             sid = new
-        slot.known[("root", theorem, ())] = sid
+        slot.known[(theorem, ())] = sid
         return sid, goals
+
+    def _affinity(self, slot: _Slot, handle: Handle) -> int:
+        if handle.slot == slot.index and handle.generation == slot.generation and slot.alive_sid(handle.ref):
+            return 2
+        if slot.knows((handle.theorem, handle.path)) is not None:
+            return 2
+        return 1 if slot.knows((handle.theorem, ())) is not None else 0
+
+    async def _resolve(self, slot: _Slot, handle: Handle, deadline: float) -> int | str:
+        """The state's id in this slot's document, replaying its path if needed; or why not."""
+        if handle.slot == slot.index and handle.generation == slot.generation and slot.alive_sid(handle.ref):
+            return handle.ref
+        theorem, path = handle.theorem, handle.path
+        done = next((n for n in range(len(path), -1, -1) if slot.knows((theorem, path[:n])) is not None), None)
+        if done is None:
+            sid, _ = await self._root(slot, theorem, None)
+            done = 0
+        else:
+            sid = slot.known[(theorem, path[:done])]
+        loop = asyncio.get_running_loop()
+        for i in range(done, len(path)):
+            current_usage().replays += 1
+            for sentence in tactic_sentences(path[i]):
+                new, error, _ = await self._run(slot, sid, sentence, deadline - loop.time())
+                if new is None:
+                    return f"replaying step {i + 1} of {theorem.name} failed: {error}"
+                sid = new
+            slot.known[(theorem, path[: i + 1])] = sid
+        return sid
 
     # ---- ProofEnv
 
@@ -296,39 +490,39 @@ class CoqIde(ProcessPool[_Slot]):
         return check_coq_tactic(tactic, self.config.policy)
 
     async def _open(self, slot: _Slot, theorem: Theorem) -> tuple[int, tuple[str, ...]]:
-        sid, goals = await self._root(slot, theorem, self.config.start_timeout)
+        await self._ensure_process(slot)
+        sid, goals = await asyncio.wait_for(self._root(slot, theorem, None), self.config.start_timeout)
         if goals is None or not goals.foreground:
             raise TheoremStartError(f"{theorem.name}: Coq opened no goal for the statement")
         return sid, goals.foreground
 
-    async def _resolve(self, slot: _Slot, handle: Handle, timeout: float) -> int:
-        if handle.generation == slot.generation and slot.alive_sid(handle.ref):
-            return handle.ref
-        key = ("path", handle.theorem, handle.path)
-        known = slot.known.get(key)
-        if known is not None and slot.alive_sid(known):
-            return known
-        sid, _ = await self._root(slot, handle.theorem, timeout)
-        for i, tactic in enumerate(handle.path):
-            new, error, _ = await self._add(slot, as_sentence(tactic), sid, timeout)
-            if new is None:
-                raise EnvError(f"replaying step {i + 1} of {handle.theorem.name} failed: {error}")
-            sid = new
-        slot.known[key] = sid
-        return sid
-
     async def _step(self, slot: _Slot, handle: Handle, tactic: str, timeout: float) -> TacticResult:
-        sid = await self._resolve(slot, handle, timeout)
-        new, error, goals = await self._add(slot, as_sentence(tactic), sid, timeout)
-        if new is None:
-            return Failed(error)
-        assert goals is not None
-        if goals.given_up:
-            return Failed("the tactic gave up on a goal")
-        if goals.foreground or goals.background:
-            shown = goals.foreground or tuple("(unfocused)\n" + g for g in goals.background)
-            return Progress(ProofState(shown, handle.child(slot.generation, new, tactic)))
-        qed, error, _ = await self._add(slot, "Qed.", new, timeout)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout  # replays count against the caller's timeout
+        try:
+            sentences = tactic_sentences(tactic)
+        except TheoremStartError as exc:
+            return Failed(str(exc))
+        try:
+            sid = await self._resolve(slot, handle, deadline)
+            if isinstance(sid, str):
+                return Failed(sid)
+            goals: Goals | None = None
+            for sentence in sentences:
+                new, error, goals = await self._run(slot, sid, sentence, deadline - loop.time())
+                if new is None:
+                    return Failed(error)
+                sid = new
+            if goals is None:
+                raise ProtocolError("coqidetop answered Goal without goals inside a proof")
+            if goals.given_up:
+                return Failed("the tactic gave up on a goal")
+            if goals.foreground or goals.background:
+                shown = goals.foreground or tuple("(unfocused)\n" + g for g in goals.background)
+                return Progress(ProofState(shown, handle.child(slot.generation, sid, tactic)))
+            qed, error, _ = await self._run(slot, sid, "Qed.", deadline - loop.time())
+        except _Timeout:
+            return TimedOut(timeout)
         if qed is None:
             return Failed(f"no goals left but Qed failed: {error}")
         return Proved("Qed accepted")
@@ -338,44 +532,256 @@ class CoqIde(ProcessPool[_Slot]):
         return f"{theorem.header_block}{theorem.statement.strip()}\nProof.\n{body}\nQed.\n"
 
     async def verify(self, theorem: Theorem, proof: Sequence[str]) -> Verdict:
-        for tactic in proof:
-            if (reason := check_coq_tactic(tactic, self.config.policy)) is not None:
-                return Verdict(False, reason=f"rejected tactic {tactic!r}: {reason}")
-        name = theorem.statement.split()[1] if len(theorem.statement.split()) > 1 else theorem.name
-        return (await self.check_source(self.render_proof(theorem, proof), [name]))[0].verdict
+        """Whole theorem in command mode + axiom audit, in the warm verifier or a fresh `coqc`."""
+        started = time.perf_counter()
+        try:
+            for tactic in proof:
+                if (reason := check_coq_tactic(tactic, self.config.policy)) is not None:
+                    return Verdict(False, reason=f"rejected tactic {tactic!r}: {reason}")
+            try:
+                name = declaration_name(theorem.statement, "coq") or theorem.name
+            except DeclarationError as exc:
+                return Verdict(False, reason=str(exc))
+            try:
+                sentences = [*split_sentences(theorem.statement), "Proof."]
+                sentences += [s for t in proof for s in tactic_sentences(t)] + ["Qed."]
+            except TheoremStartError as exc:
+                return Verdict(False, reason=str(exc))
+            if self.config.warm_verifier and all(reads_unambiguously(s) for s in sentences):
+                try:
+                    return await self._verify_warm(theorem, name, sentences)
+                except (EnvError, asyncio.TimeoutError) as exc:  # EnvError includes ProcessDied
+                    log.info("the warm Coq verifier failed (%s); checking with coqc", exc)
+                    await self._drop_verifier(theorem.header)
+            return (await self.check_source(self.render_proof(theorem, proof), [name]))[0].verdict
+        finally:
+            current_usage().verify_s += time.perf_counter() - started
 
-    async def check_file(self, text: str) -> list[TheoremCheck]:
-        """Compile the whole file once with a fresh `coqc`; each theorem gets its own axioms."""
-        names = re.findall(r"^[ \t]*(?:Theorem|Lemma|Corollary|Proposition|Fact|Remark)[ \t]+([^\s:(]+)", text, re.M)
-        return await self.check_source(text, names)
+    async def _drop_verifier(self, header: str) -> None:
+        verifier = self._verifiers.pop(header, None)
+        if verifier is not None and verifier.process is not None:
+            await verifier.process.kill()
 
-    async def check_source(self, source: str, names: Sequence[str]) -> list[TheoremCheck]:
-        """Compile `source` with a fresh `coqc` and audit `Print Assumptions` of each of `names`."""
-        text = source.rstrip() + "\n" + "".join(f"Print Assumptions {n}.\n" for n in names)
-        with tempfile.TemporaryDirectory(prefix="prover-coq-") as tmp:
-            path = Path(tmp) / "Check.v"
+    async def _verifier(self, header: str) -> _Slot:
+        verifier = self._verifiers.get(header)
+        if verifier is None:
+            if len(self._verifiers) >= max(1, self.config.processes):  # bounded: drop the oldest
+                await self._drop_verifier(next(iter(self._verifiers)))
+            verifier = self._verifiers[header] = _Slot(-1)
+        return verifier
+
+    async def _verify_warm(self, theorem: Theorem, name: str, sentences: Sequence[str]) -> Verdict:
+        verifier = await self._verifier(theorem.header)
+        async with verifier.lock:
+            return await asyncio.wait_for(
+                self._verify_in(verifier, theorem, name, sentences), self.config.verify_timeout
+            )
+
+    async def _verify_in(self, verifier: _Slot, theorem: Theorem, name: str, sentences: Sequence[str]) -> Verdict:
+        if verifier.process is None or not verifier.process.alive:
+            await self._spawn(verifier)
+        sid = await self._header(verifier, theorem.header, None)
+        for sentence in sentences:  # parsed one by one, executed once at the end
+            new, error, _ = await self._run(verifier, sid, sentence, execute=False)
+            if new is None:
+                return Verdict(False, (error,), reason="Coq rejected the proof")
+            sid = new
+        (goal,) = await self._exchange(verifier, [GOAL_CALL])
+        errors = goal.messages("error")
+        if not goal.good or errors:
+            verifier.dirty = sid
+            return Verdict(False, tuple(errors or [goal.failure()]), reason="Coq rejected the proof")
+        printed: list[str] = []
+        new, error, _ = await self._run(verifier, sid, f"Print Assumptions {name}.", notices=printed)
+        if new is None:
+            return Verdict(False, (error,), reason="Print Assumptions failed")
+        axioms = parse_assumptions("\n".join(printed))
+        paths = []
+        for axiom in axioms:
+            located: list[str] = []
+            new, error, _ = await self._run(verifier, new, f"Locate {axiom}.", notices=located)
+            if new is None:
+                return Verdict(False, (error,), axioms=tuple(axioms), reason=f"cannot locate axiom {axiom}")
+            paths.append(parse_locate(located) or axiom)
+        return self._audit(paths)
+
+    def _audit(self, axioms: Sequence[str]) -> Verdict:
+        extra = sorted(set(axioms) - self.config.allowed_axioms)
+        reason = "non-standard axioms: " + ", ".join(extra) if extra else ""
+        return Verdict(not extra, (), tuple(axioms), reason=reason)
+
+    # ---- fresh coqc
+
+    async def _coqc(self, text: str) -> tuple[int, list[str]] | None:
+        """Compile `text` with a fresh `coqc`: (exit code, output lines naming the file CHECKED_FILE)."""
+        with tempfile.TemporaryDirectory(prefix="check-", dir=self._workdir()) as tmp:
+            path = Path(tmp) / "Top.v"  # the module is `Top`, as in coqidetop
             path.write_text(text, encoding="utf-8")
             ran = await run_command(
                 [self.config.coqc, "-q", str(path)], Path(tmp), self.config.verify_timeout, SETUP_HINT
             )
         if ran is None:
-            return [TheoremCheck(n, Verdict(False, reason="coqc timed out")) for n in names]
+            return None
         code, output = ran
-        messages = tuple(line for line in output.splitlines() if line.strip())
+        output = output.replace(f'"{path}"', f'"{CHECKED_FILE}"').replace(str(path), CHECKED_FILE)
+        return code, [line for line in output.splitlines() if line.strip()]
+
+    async def _axioms(self, source: str, names: Sequence[str]) -> dict[str, list[str]] | str:
+        """Each name's axioms as full paths, from `source` (which must compile); or why not."""
+        text = source.rstrip() + "\n" + "".join(f"Print Assumptions {n}.\n" for n in names)
+        ran = await self._coqc(text)
+        if ran is None:
+            return "coqc timed out"
+        code, lines = ran
         if code != 0:
-            failed = Verdict(False, messages, reason=f"coqc rejected the file (exit {code})")
+            return "coqc rejected the file: " + " ".join(lines[-3:])
+        per_name = parse_assumptions_by_name(lines, names)
+        short = sorted({a for axioms in per_name.values() for a in axioms})
+        if not short:
+            return {n: per_name.get(n, []) for n in names}
+        # a second run resolves the printed names to full paths (no flag prints them qualified)
+        text += "".join(f"Check tt.\nLocate {a}.\n" for a in short)
+        ran = await self._coqc(text)
+        if ran is None or ran[0] != 0:
+            return "coqc could not locate the axioms"
+        blocks = _after_markers(ran[1], len(short))
+        full = {a: parse_locate(block) or a for a, block in zip(short, blocks, strict=True)}
+        return {n: [full[a] for a in per_name.get(n, [])] for n in names}
+
+    async def check_source(self, source: str, names: Sequence[str]) -> list[TheoremCheck]:
+        """Compile `source` with a fresh `coqc` and audit `Print Assumptions` of each of `names`."""
+        ran = await self._coqc(source)
+        if ran is None:
+            return [TheoremCheck(n, Verdict(False, reason="coqc timed out")) for n in names]
+        code, lines = ran
+        if code != 0:
+            failed = Verdict(False, tuple(lines), reason=f"coqc rejected the file (exit {code})")
             return [TheoremCheck(n, failed) for n in names]
-        per_name = parse_assumptions_by_name(messages, names)
-        out = []
-        for name in names:
-            axioms = per_name.get(name)
-            if axioms is None:
-                out.append(TheoremCheck(name, Verdict(False, messages, reason="no Print Assumptions output")))
+        axioms = await self._axioms(source, names)
+        if isinstance(axioms, str):
+            return [TheoremCheck(n, Verdict(False, reason=axioms)) for n in names]
+        return [TheoremCheck(n, self._audit(axioms[n])) for n in names]
+
+    async def check_file(self, text: str) -> list[TheoremCheck]:
+        """Check each theorem of a file on its own (a fresh `coqc` per round).
+
+        A theorem whose proof fails is reported with Coq's message (naming the file CHECKED_FILE,
+        with the file's own line numbers) and is then admitted, so the theorems after it are still
+        checked; one that uses it shows it among its axioms and is not accepted either.
+        """
+        try:
+            spans = sentence_spans(text)
+        except TheoremStartError as exc:
+            return [TheoremCheck(d.name or d.kind, Verdict(False, reason=str(exc))) for d in declarations(text, "coq")]
+        theorems = _proof_blocks(text, spans)
+        verdicts: dict[int, Verdict] = {}
+        for i, block in enumerate(theorems):
+            if block.closing is None:
+                verdicts[i] = Verdict(False, reason="the proof is not closed (no Qed)")
+            elif not block.closing.startswith(("Qed", "Defined", "Save")):
+                verdicts[i] = Verdict(False, reason=f"the proof ends with {block.closing.split()[0].rstrip('.')}")
+        while True:
+            source = _admit(text, [theorems[i] for i in verdicts if theorems[i].closing is not None])
+            ran = await self._coqc(source)
+            if ran is None:
+                for i in range(len(theorems)):
+                    verdicts.setdefault(i, Verdict(False, reason="coqc timed out"))
+                break
+            code, lines = ran
+            if code == 0:
+                break
+            line, message = _error_at(lines)
+            culprit = next(
+                (i for i, b in enumerate(theorems) if i not in verdicts and b.first_line <= line <= b.last_line), None
+            )
+            if culprit is not None:
+                verdicts[culprit] = Verdict(False, tuple(message), reason="Coq rejected the proof")
                 continue
-            extra = sorted(set(axioms) - self.config.allowed_axioms)
-            reason = "non-standard axioms: " + ", ".join(extra) if extra else ""
-            out.append(TheoremCheck(name, Verdict(not extra, (), tuple(axioms), reason=reason)))
-        return out
+            # the file fails outside every open theorem: what comes after it cannot be checked
+            for i, b in enumerate(theorems):
+                if b.last_line >= line or line < 0:
+                    verdicts.setdefault(i, Verdict(False, tuple(message), reason=f"the file fails at line {line}"))
+            text = text[: _line_offset(text, line)] if line > 0 else ""
+            if all(i in verdicts for i in range(len(theorems))):
+                break
+        todo = [i for i in range(len(theorems)) if i not in verdicts]
+        if todo:
+            source = _admit(text, [theorems[i] for i in verdicts if theorems[i].closing is not None])
+            axioms = await self._axioms(source, [theorems[i].name for i in todo])
+            for i in todo:
+                name = theorems[i].name
+                verdicts[i] = Verdict(False, reason=axioms) if isinstance(axioms, str) else self._audit(axioms[name])
+        return [TheoremCheck(b.name, verdicts[i]) for i, b in enumerate(theorems)]
+
+    async def close(self) -> None:
+        await super().close()
+        for header in list(self._verifiers):
+            await self._drop_verifier(header)
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Block:
+    """A theorem of a checked file: its name, the span from its statement's end to its proof's end."""
+
+    name: str
+    statement_end: int
+    end: int
+    closing: str | None  # the sentence that ends the proof (Qed., Admitted., ...), None if none
+    first_line: int
+    last_line: int
+
+
+def _proof_blocks(text: str, spans: Sequence[tuple[int, int]]) -> list[_Block]:
+    blocks = []
+    for decl in declarations(text, "coq"):
+        k = next((j for j, (a, b) in enumerate(spans) if a <= decl.keyword < b), None)
+        if k is None:
+            continue
+        statement_end = spans[k][1]
+        close = next((j for j in range(k + 1, len(spans)) if _PROOF_END.match(text[slice(*spans[j])])), None)
+        end = spans[close][1] if close is not None else len(text)
+        closing = text[slice(*spans[close])] if close is not None else None
+        first = text.count("\n", 0, decl.start) + 1
+        blocks.append(_Block(decl.name or decl.kind, statement_end, end, closing, first, text.count("\n", 0, end) + 1))
+    return blocks
+
+
+def _admit(text: str, blocks: Sequence[_Block]) -> str:
+    """`text` with these theorems' proofs replaced by `Admitted.`, keeping every line number."""
+    for b in sorted(blocks, key=lambda b: b.statement_end, reverse=True):
+        if b.end <= len(text):
+            text = (
+                text[: b.statement_end] + " Admitted." + "\n" * text.count("\n", b.statement_end, b.end) + text[b.end :]
+            )
+    return text
+
+
+def _error_at(lines: Sequence[str]) -> tuple[int, list[str]]:
+    """The line of coqc's error (-1 if it names none) and the error's message lines."""
+    for i in range(len(lines) - 1, -1, -1):
+        m = re.match(r'^File "[^"]*", line (\d+)', lines[i])
+        if m and any(line.startswith("Error") for line in lines[i + 1 : i + 3]):
+            return int(m.group(1)), list(lines[i:])
+    return -1, list(lines)
+
+
+def _line_offset(text: str, line: int) -> int:
+    """Offset of the start of 1-based `line`."""
+    offset = 0
+    for _ in range(line - 1):
+        offset = text.index("\n", offset) + 1
+    return offset
+
+
+def _after_markers(lines: Sequence[str], count: int) -> list[list[str]]:
+    """The output after each of the last `count` `Check tt.` markers (`tt` then `: unit`)."""
+    starts = [i for i in range(len(lines) - 1) if lines[i].strip() == "tt" and lines[i + 1].strip() == ": unit"]
+    starts = starts[-count:] if len(starts) >= count else starts + [len(lines)] * (count - len(starts))
+    ends = [*starts[1:], len(lines)]
+    return [list(lines[a + 2 : b]) for a, b in zip(starts, ends, strict=True)]
 
 
 def parse_assumptions_by_name(lines: Sequence[str], names: Sequence[str]) -> dict[str, list[str]]:
@@ -387,6 +793,15 @@ def parse_assumptions_by_name(lines: Sequence[str], names: Sequence[str]) -> dic
         if blocks:
             blocks[-1].append(line)
     return {name: parse_assumptions("\n".join(block)) for name, block in zip(names, blocks, strict=False)}
+
+
+def parse_locate(lines: Sequence[str]) -> str | None:
+    """The full path `Locate` prints first for a constant (`Constant Coq.Logic.Classical_Prop.classic`)."""
+    for line in lines:
+        m = re.match(r"^\s*Constant\s+(\S+)", line)
+        if m:
+            return m.group(1)
+    return None
 
 
 def parse_assumptions(output: str) -> list[str]:

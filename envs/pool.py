@@ -1,28 +1,44 @@
 """A pool of proof-assistant processes with restart and replay: what every process backend shares.
 
-Each state's `Handle` names its slot, the process generation it was made in, the backend's id
-for it, and its tactic path from the theorem's root. After a restart (timeout, crash, memory
-cap) the generation changes and the backend rebuilds the state by replaying the path.
+Each state's `Handle` names the slot that made it, that process's generation, the backend's id
+for it, and its tactic path from the theorem's root. The contract with backends:
+- a state is not tied to its slot: `run_tactic` runs it on a free slot, preferring the one that
+  made it, then one that already knows it (`_affinity`), so N concurrent calls on candidates of
+  one state use N processes. `_step(slot, handle, ...)` trusts `handle.ref` only when
+  `handle.slot == slot.index and handle.generation == slot.generation`; otherwise it rebuilds
+  the state by replaying `handle.path` on that slot, charging `current_usage().replays`;
+- the slot's process is (re)started once, before the step (`_ensure_process`); the step never
+  restarts it midway, so ids of a dead process are never sent to its successor: a death midway
+  is a `ProcessDied` and the step is retried from scratch on the new generation;
+- the whole step, replays included, runs under the caller's deadline: `timeout` plus `grace`.
+  Backends stop a slow tactic inside the assistant at `timeout` (Coq `Timeout`, Lean heartbeats);
+  the deadline kill is the backstop for a process that does not answer.
 Recovery lives here, in one place:
-- a tactic that times out kills the process; the result is `TimedOut` and the slot restarts;
-- a process that dies is restarted and the tactic retried once; twice is a `Failed`;
+- a step past its deadline kills the process; the result is `TimedOut` and the slot restarts;
+- a process that dies (or answers something unreadable) is restarted and the tactic retried
+  once; twice is a `Failed`; a process killed at the memory cap is a `Failed` at once;
 - a process that dies again right after starting is a setup error;
 - more than `max_restarts` restarts in a row, with no successful call between them (a crash
-  loop), is an `EnvError`; `restarts` counts them all, for budgets.
+  loop), is an `EnvError`; `restarts` counts them all, and each is charged to the calling
+  search's `current_usage()`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from envs.process import ChildProcess, ProcessDied
+from envs.process import ChildProcess, MemoryCapExceeded, ProcessDied
 from envs.types import (
     EnvError,
     EnvSetupError,
     Failed,
+    Progress,
     ProofState,
     TacticResult,
     Theorem,
@@ -68,12 +84,14 @@ class ProcessPool(Generic[S]):
 
     name = "proof assistant"
     setup_hint = ""
+    grace = 5.0  # seconds past a tactic's timeout before the process is killed
 
     def __init__(self, slots: list[S], max_restarts: int) -> None:
         self._slots = slots
         self.max_restarts = max_restarts
         self.restarts = 0
         self._in_a_row = 0  # restarts since the last successful call
+        self._released = asyncio.Event()  # set whenever a slot is let go
 
     @property
     def size(self) -> int:
@@ -98,6 +116,37 @@ class ProcessPool(Generic[S]):
         """Make the slot's session live, (re)starting it first if needed."""
         raise NotImplementedError
 
+    def _affinity(self, slot: S, handle: Handle) -> int:
+        """How cheaply `slot` can run `handle`'s state: 2 knows it, 1 knows part of its path, 0 replays it."""
+        return 2 if handle.slot == slot.index and handle.generation == slot.generation else 0
+
+    # ---- slots
+
+    def _choose(self, handle: Handle) -> S | None:
+        """The best free slot for `handle`'s state, or None when all are busy."""
+        free = [s for s in self._slots if not s.lock.locked()]
+        if not free:
+            return None
+        return max(free, key=lambda s: (self._affinity(s, handle), s.index == handle.slot, -s.assigned, -s.index))
+
+    @contextlib.asynccontextmanager
+    async def _using(self, slot: S) -> AsyncIterator[S]:
+        """Hold `slot` (waiting for it), and tell waiters when it is free again."""
+        async with slot.lock:
+            try:
+                yield slot
+            finally:
+                self._released.set()
+
+    @contextlib.asynccontextmanager
+    async def _any_slot(self, handle: Handle) -> AsyncIterator[S]:
+        """Hold the best free slot for `handle`'s state, waiting until one is free."""
+        while (slot := self._choose(handle)) is None:
+            self._released.clear()
+            await self._released.wait()
+        async with self._using(slot):
+            yield slot
+
     # ---- shared machinery
 
     async def _drop_session(self, slot: S) -> None:
@@ -118,9 +167,9 @@ class ProcessPool(Generic[S]):
             raise EnvError(f"the {self.name} was restarted more than {self.max_restarts} times in a row; last: {why}")
 
     async def start(self, theorem: Theorem) -> ProofState:
-        slot = min(self._slots, key=lambda s: (s.assigned, s.index))
+        slot = min(self._slots, key=lambda s: (s.assigned, s.lock.locked(), s.index))
         slot.assigned += 1
-        async with slot.lock:
+        async with self._using(slot):
             try:
                 ref, goals = await self._open(slot, theorem)
             except (ProcessDied, asyncio.TimeoutError) as exc:
@@ -144,18 +193,24 @@ class ProcessPool(Generic[S]):
         handle = state.handle
         if not isinstance(handle, Handle) or not 0 <= handle.slot < len(self._slots):
             raise EnvError(f"this proof state does not belong to this {self.name} env")
-        slot = self._slots[handle.slot]
-        async with slot.lock:
+        async with self._any_slot(handle) as slot:
             for attempt in (1, 2):
                 try:
-                    # a process that died since the last call is restarted before ids are trusted
+                    # a process that died since the last call is restarted before ids are trusted;
+                    # from here on the generation is fixed: a death midway raises, never restarts
                     await self._ensure_process(slot)
-                    result = await self._step(slot, handle, tactic, timeout)
+                    result = await asyncio.wait_for(self._step(slot, handle, tactic, timeout), timeout + self.grace)
                     self._in_a_row = 0
+                    if isinstance(result, Progress) and result.state.handle.slot != slot.index:
+                        made = dataclasses.replace(result.state.handle, slot=slot.index)
+                        result = Progress(ProofState(result.state.goals, made))
                     return result
                 except asyncio.TimeoutError:
-                    await self._restart(slot, f"tactic timed out after {timeout:g}s")
+                    await self._restart(slot, f"no answer {timeout + self.grace:g}s into a {timeout:g}s tactic")
                     return TimedOut(timeout)
+                except MemoryCapExceeded as exc:
+                    await self._restart(slot, str(exc))
+                    return Failed(f"the {self.name} ran out of memory on this tactic: {exc}")
                 except ProcessDied as exc:
                     await self._restart(slot, str(exc))
                     if attempt == 2:

@@ -39,6 +39,10 @@ class ProcessDied(EnvError):
     """The child exited or closed its output."""
 
 
+class ProtocolError(ProcessDied):
+    """The child answered something we cannot read: its session is no longer trusted."""
+
+
 class MemoryCapExceeded(ProcessDied):
     """The child was killed because its memory (with its descendants) passed the cap."""
 

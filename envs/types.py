@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 Language = Literal["lean4", "coq", "isabelle"]
+CHECKED_FILE = "<checked file>"  # how `check_file` messages name the checked text; callers put in its path
 
 
 @dataclass(frozen=True, slots=True)

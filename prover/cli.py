@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from envs.declarations import declarations
-from envs.types import EnvSetupError, Theorem
+from envs.types import CHECKED_FILE, EnvSetupError, Theorem
 from prover import __version__
 from prover.datasets import (
     DatasetError,
@@ -256,7 +256,15 @@ def cmd_check(args: argparse.Namespace) -> int:
             json.dumps(
                 {
                     "file": str(path),
-                    "theorems": [{"name": c.name, "proved": c.verdict.accepted, **c.verdict.to_dict()} for c in checks],
+                    "theorems": [
+                        {
+                            "name": c.name,
+                            "proved": c.verdict.accepted,
+                            **c.verdict.to_dict(),
+                            "messages": [m.replace(CHECKED_FILE, str(path)) for m in c.verdict.messages],
+                        }
+                        for c in checks
+                    ],
                 },
                 ensure_ascii=False,
             )
@@ -266,8 +274,8 @@ def cmd_check(args: argparse.Namespace) -> int:
             mark = "proved" if c.verdict.accepted else "NOT proved"
             axioms = ", ".join(c.verdict.axioms) or "none"
             print(f"{c.name}: {mark} (axioms: {axioms}){' - ' + c.verdict.reason if c.verdict.reason else ''}")
-            for m in c.verdict.messages:
-                print("    " + m.replace("\n", "\n    "))
+            for m in c.verdict.messages:  # messages name the file CHECKED_FILE: show the user's path
+                print("    " + m.replace(CHECKED_FILE, str(path)).replace("\n", "\n    "))
     return EXIT_PROVED if all(c.verdict.accepted for c in checks) else EXIT_NOT_PROVED
 
 

@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import time
+
 import pytest
 
-from envs.coq import CoqConfig, CoqIde, parse_assumptions, split_sentences
-from envs.types import Failed, Progress, Proved, Theorem, TheoremStartError, TimedOut
+from envs.coq import (
+    STANDARD_AXIOMS,
+    CoqConfig,
+    CoqIde,
+    Reply,
+    parse_assumptions,
+    parse_locate,
+    split_sentences,
+    tactic_sentences,
+)
+from envs.process import ProtocolError
+from envs.types import CHECKED_FILE, Failed, Progress, Proved, Theorem, TheoremStartError, TimedOut, metered
+from tests.conftest import ROOT
 
 HEADER = "Require Import Arith Lia.\n"
 ADD = Theorem("add_zero", "Theorem add_zero : forall n : nat, n + 0 = n.", HEADER, "coq")
+REFL = Theorem("refl", "Theorem refl : forall n : nat, n = n.", "", "coq")
+SLOW = "do 3000000 idtac"  # about 2 s, and about 250 MB, on the test machine
 pytestmark = pytest.mark.usefixtures("coq_available")
 
 
@@ -37,6 +54,17 @@ async def test_branching_from_an_earlier_state_after_editing(coq):
     assert isinstance(await coq.run_tactic(root, "intros; lia", 10), Proved)
     again = await coq.run_tactic(ind.state, "simpl", 10)
     assert isinstance(again, Progress) and again.state.goals[0].endswith("0 = 0")
+
+
+async def test_bullets_and_several_sentences_in_one_step(coq):
+    root = await coq.start(Theorem("both", "Theorem both : True /\\ 1 = 1.", "", "coq"))
+    split = await coq.run_tactic(root, "split", 10)
+    assert isinstance(split, Progress)
+    # `- exact I` is a bullet then a tactic: Coq parses one sentence per Add, so both must be sent
+    first = await coq.run_tactic(split.state, "- exact I", 10)
+    assert isinstance(first, Progress) and first.state.goals[0].startswith("(unfocused)")
+    assert isinstance(await coq.run_tactic(first.state, "- reflexivity", 10), Proved)
+    assert isinstance(await coq.run_tactic(split.state, "- exact foo", 10), Failed)
 
 
 async def test_switching_theorems_replays_paths(coq):
@@ -74,15 +102,32 @@ async def test_untrusted_tactics_never_reach_coq(coq):
         assert isinstance(result, Failed) and result.message.startswith("rejected:"), bad
 
 
-async def test_timeout_kills_restarts_and_replays():
-    env = CoqIde(CoqConfig())
+async def test_a_slow_tactic_is_stopped_by_coq_and_the_process_survives(coq):
+    root = await coq.start(REFL)
+    step = await coq.run_tactic(root, "intros n", 10)
+    pid = coq._slots[0].process.proc.pid
+    loop = "let rec f x := f x in f tt"  # a recursive Ltac loop
+    for slow in ("do 100000000 idtac", loop, "repeat (pose proof I)"):
+        started = time.monotonic()
+        with metered() as usage:
+            result = await coq.run_tactic(step.state, slow, 1)
+        assert result == TimedOut(1) and time.monotonic() - started < 3, slow
+        assert usage.restarts == 0 and coq.restarts == 0
+    assert coq._slots[0].process.proc.pid == pid
+    assert isinstance(await coq.run_tactic(step.state, "reflexivity", 10), Proved)
+
+
+async def test_timeout_by_kill_restarts_and_replays():
+    env = CoqIde(CoqConfig(interrupt="kill"))
     try:
-        th = Theorem("loop", "Theorem loop : forall n : nat, n = n.", "", "coq")
-        root = await env.start(th)
+        root = await env.start(REFL)
         step = await env.run_tactic(root, "intros n", 10)
+        env.grace = 0.5
         slow = await env.run_tactic(step.state, "repeat (pose proof I)", 0.5)
         assert slow == TimedOut(0.5) and env.restarts == 1
-        assert isinstance(await env.run_tactic(step.state, "reflexivity", 10), Proved)
+        with metered() as usage:
+            assert isinstance(await env.run_tactic(step.state, "reflexivity", 10), Proved)
+        assert usage.replays == 1
     finally:
         await env.close()
 
@@ -96,17 +141,220 @@ async def test_a_killed_coqidetop_is_restarted_and_states_replayed(coq):
     assert coq.restarts == 1
 
 
-async def test_verify_with_fresh_coqc(coq):
-    assert (await coq.verify(ADD, ["intros n", "lia"])).accepted
-    short = await coq.verify(ADD, ["intros n"])
-    assert not short.accepted and "incomplete proof" in " ".join(short.messages)
-    assert not (await coq.verify(ADD, ["admit"])).accepted
+async def test_a_process_dying_between_two_requests_of_one_step(coq):
+    """The crash race: no state id of the dead process is sent to its successor."""
+    root = await coq.start(ADD)
+    step = await coq.run_tactic(root, "intros n", 10)
+    await coq.run_tactic(root, "intros", 10)  # step's state left the document: it will be replayed
+    exchange, calls = coq._exchange, []
+
+    async def dies_after_the_first_request(slot, requests):
+        calls.append(requests)
+        if len(calls) == 2:  # the second request of the step: the process is gone
+            slot.process.proc.kill()
+            await slot.process.proc.wait()
+        return await exchange(slot, requests)
+
+    coq._exchange = dies_after_the_first_request
+    result = await coq.run_tactic(step.state, "lia", 10)
+    assert isinstance(result, Proved) and coq.restarts == 1
+
+
+async def test_a_hang_while_replaying_counts_against_the_tactic_timeout(coq):
+    root = await coq.start(REFL)
+    slow = await coq.run_tactic(root, f"intros n; {SLOW}", 60)
+    assert isinstance(slow, Progress)
+    coq._slots[0].process.proc.kill()  # the state must be replayed, and its step is slow
+    await coq._slots[0].process.proc.wait()
+    started = time.monotonic()
+    result = await coq.run_tactic(slow.state, "reflexivity", 1)
+    assert result == TimedOut(1) and time.monotonic() - started < 1 + coq.grace
+
+
+async def test_memory_cap_kills_the_process_during_the_tactic():
+    env = CoqIde(CoqConfig(memory_limit_mb=200))
+    try:
+        root = await env.start(REFL)
+        result = await env.run_tactic(root, SLOW, 60)
+        assert isinstance(result, Failed) and "memory" in result.message and "200 MiB" in result.message
+        assert env.restarts == 1
+        assert isinstance(await env.run_tactic(root, "reflexivity", 10), Proved)
+    finally:
+        await env.close()
+
+
+async def test_candidates_of_one_state_run_on_all_processes():
+    env = CoqIde(CoqConfig(processes=3))
+    try:
+        root = await env.start(REFL)
+        step = await env.run_tactic(root, "intros n", 10)
+        with metered() as usage:
+            started = time.monotonic()
+            results = await asyncio.gather(*(env.run_tactic(step.state, f"{SLOW}; idtac {i}", 60) for i in range(3)))
+            elapsed = time.monotonic() - started
+        assert all(isinstance(r, Progress) for r in results)
+        assert sorted(r.state.handle.slot for r in results) == [0, 1, 2]
+        assert usage.replays == 2  # `intros n` on each of the two other processes
+        # each new state prefers the process that made it: no more replays
+        with metered() as usage:
+            for r in results:
+                assert isinstance(await env.run_tactic(r.state, "reflexivity", 10), Proved)
+        assert usage.replays == 0
+        single_started = time.monotonic()
+        await env.run_tactic(step.state, SLOW, 60)
+        assert elapsed < 2.2 * (time.monotonic() - single_started)
+    finally:
+        await env.close()
+
+
+async def test_a_state_of_one_process_runs_on_another():
+    env = CoqIde(CoqConfig(processes=2))
+    try:
+        root = await env.start(ADD)
+        step = await env.run_tactic(root, "intros n", 10)
+        assert step.state.handle.slot == root.handle.slot
+        home = env._slots[step.state.handle.slot]
+        async with home.lock:  # busy: the next call goes to the other process
+            with metered() as usage:
+                result = await env.run_tactic(step.state, "simpl", 10)
+        assert isinstance(result, Progress) and result.state.handle.slot != home.index
+        assert usage.replays == 1
+        assert isinstance(await env.run_tactic(result.state, "lia", 10), Proved)
+    finally:
+        await env.close()
+
+
+async def test_restarts_are_charged_to_the_search_that_caused_them():
+    env = CoqIde(CoqConfig(processes=2, interrupt="kill"))
+    env.grace = 0.3
+    try:
+
+        async def search(slow: bool) -> int:
+            with metered() as usage:
+                root = await env.start(REFL)
+                for _ in range(2):
+                    tactic = "repeat (pose proof I)" if slow else "intros n"
+                    await env.run_tactic(root, tactic, 0.3)
+                    await asyncio.sleep(0)
+            return usage.restarts
+
+        noisy, quiet = await asyncio.gather(search(True), search(False))
+        assert noisy == 2 and quiet == 0 and env.restarts == 2
+    finally:
+        await env.close()
+
+
+async def test_control_characters_in_replies_are_no_traceback(coq):
+    root = await coq.start(REFL)
+    result = await coq.run_tactic(root, 'idtac "\x01"', 10)
+    assert isinstance(result, Progress | Failed)
+    assert isinstance(await coq.run_tactic(root, "intros; reflexivity", 10), Proved)
+    raw = b'<feedback><feedback_content val="message"><message><message_level val="error"/><option val="none"/>'
+    raw += b"<richpp><_><pp>\x01 bad</pp></_></richpp></message></feedback_content></feedback>"
+    reply = Reply.of(raw + b'<value val="good"><option val="none"/></value>')
+    assert reply.messages("error") == ["? bad"]
+    with pytest.raises(ProtocolError):
+        Reply.of(b"<feedback>no value at all</feedback>")
+    with pytest.raises(ProtocolError):
+        Reply.of(b'<value val="good"><unclosed></value>').value()
+
+
+async def test_name_followed_by_a_colon(coq):
+    th = Theorem("t2", "Theorem t2: 1 + 1 = 2.", "", "coq")
+    root = await coq.start(th)
+    assert isinstance(await coq.run_tactic(root, "reflexivity", 10), Proved)
+    assert (await coq.verify(th, ["reflexivity"])).accepted
+    example = Theorem("e", "Example e: 2 = 2.", "", "coq")
+    assert (await coq.verify(example, ["reflexivity"])).accepted
+
+
+async def test_coq_writes_nothing_into_our_working_directory(coq, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    root = await coq.start(ADD)
+    assert isinstance(await coq.run_tactic(root, "intros; nia", 10), Proved)
+    assert (await coq.verify(ADD, ["intros; nia"])).accepted
+    assert (await CoqIde(CoqConfig(warm_verifier=False)).verify(ADD, ["intros; lia"])).accepted
+    assert os.listdir(tmp_path) == []
+
+
+# --------------------------------------------------------------------------- verification
+
+CLASSICAL = Theorem("em", "Theorem em : forall P : Prop, P \\/ ~ P.", "Require Import Classical.\n", "coq")
+ADMITTED = Theorem("uses", "Theorem uses : 1 = 2.", "Lemma cheat : 1 = 2.\nAdmitted.\n", "coq")
+# (theorem, proof, accepted): both verifiers must agree on every one
+CASES = [
+    (ADD, ["intros n", "lia"], True),
+    (ADD, ["intros n"], False),  # incomplete
+    (ADD, ["intros n", "lia", "lia"], False),  # a tactic after the proof is done
+    (ADD, ["induction n", "- reflexivity", "- simpl", "rewrite IHn", "reflexivity"], True),
+    (ADD, ["exact foo"], False),
+    (ADD, ['idtac "a. b"', "intros; lia"], True),  # a string: the coqc path
+    (CLASSICAL, ["intros P", "apply classic"], True),
+    (CLASSICAL, ["intros P", "left", "auto"], False),
+    (ADMITTED, ["exact cheat"], False),  # an Admitted lemma is an axiom of the file
+    (Theorem("cheat", "Theorem cheat : 1 = 2.", "Axiom bad : 1 = 2.\n", "coq"), ["exact bad"], False),
+    (Theorem("t2", "Theorem t2: 1 + 1 = 2.", "", "coq"), ["reflexivity"], True),
+    (Theorem("r", "Lemma r : (1 + 1 = 2)%R.", "Require Import Reals Lra.\n", "coq"), ["lra"], True),
+]
+
+
+async def test_warm_verifier_and_fresh_coqc_agree():
+    warm, fresh = CoqIde(), CoqIde(CoqConfig(warm_verifier=False))
+    try:
+        for theorem, proof, expected in CASES:
+            with metered() as usage:
+                ours = await warm.verify(theorem, proof)
+            theirs = await fresh.verify(theorem, proof)
+            assert ours.accepted == theirs.accepted == expected, (theorem.name, proof, ours, theirs)
+            assert ours.axioms == theirs.axioms, (theorem.name, proof)
+            assert usage.verify_s > 0
+        assert len(warm._verifiers) == 1  # bounded by the number of processes
+    finally:
+        await warm.close()
+        await fresh.close()
+
+
+async def test_standard_classical_axioms_are_accepted_by_full_path(coq):
+    verdict = await coq.verify(CLASSICAL, ["intros P", "apply classic"])
+    assert verdict.accepted and verdict.axioms == ("Coq.Logic.Classical_Prop.classic",)
+    assert "Coq.Logic.Classical_Prop.classic" in STANDARD_AXIOMS
+    # a file's own `classic` is not the standard library's, whatever its name
+    own = Theorem("em2", "Theorem em2 : forall P : Prop, P \\/ ~ P.", "Axiom classic : forall P : Prop, P \\/ ~ P.\n")
+    own = Theorem(own.name, own.statement, own.header, "coq")
+    verdict = await coq.verify(own, ["exact classic"])
+    assert not verdict.accepted and "classic" in verdict.reason
+    admitted = await coq.verify(ADMITTED, ["exact cheat"])
+    assert not admitted.accepted and "cheat" in admitted.reason
+
+
+async def test_verify_with_fresh_coqc():
+    env = CoqIde(CoqConfig(warm_verifier=False))
+    try:
+        assert (await env.verify(ADD, ["intros n", "lia"])).accepted
+        short = await env.verify(ADD, ["intros n"])
+        assert not short.accepted and "incomplete proof" in " ".join(short.messages)
+        assert not (await env.verify(ADD, ["admit"])).accepted
+    finally:
+        await env.close()
 
 
 async def test_verify_rejects_user_axioms(coq):
     th = Theorem("cheat", "Theorem cheat : 1 = 2.", "Axiom bad : 1 = 2.\n", "coq")
     verdict = await coq.verify(th, ["exact bad"])
-    assert not verdict.accepted and "bad" in verdict.reason and verdict.axioms == ("bad",)
+    assert not verdict.accepted and "bad" in verdict.reason and len(verdict.axioms) == 1
+    assert verdict.axioms[0].endswith(".bad")
+
+
+async def test_check_file_gives_each_theorem_its_own_verdict(coq):
+    text = (ROOT / "tests/data/coq_check.v").read_text()
+    checks = {c.name: c.verdict for c in await coq.check_file(text)}
+    assert list(checks) == ["good", "bad", "after_bad", "uses_bad", "ex", "admitted", "em"]
+    assert checks["good"].accepted and checks["after_bad"].accepted and checks["ex"].accepted
+    bad = checks["bad"]
+    assert not bad.accepted and bad.messages[0].startswith(f'File "{CHECKED_FILE}", line 9,')
+    assert not checks["uses_bad"].accepted and "bad" in checks["uses_bad"].reason
+    assert not checks["admitted"].accepted and "Admitted" in checks["admitted"].reason
+    assert checks["em"].accepted and checks["em"].axioms == ("Coq.Logic.Classical_Prop.classic",)
 
 
 async def test_bad_statement_is_a_start_error(coq):
@@ -117,13 +365,28 @@ async def test_bad_statement_is_a_start_error(coq):
 def test_sentence_splitting():
     assert split_sentences("Require Import Arith. (* a. b. *) Open Scope nat_scope.\n") == [
         "Require Import Arith.",
-        "(* a. b. *) Open Scope nat_scope.",
+        "Open Scope nat_scope.",
     ]
+    assert split_sentences('idtac "x. y". - lia. + { auto. } ** now f x.1.') == [
+        'idtac "x. y".',
+        "-",
+        "lia.",
+        "+",
+        "{",
+        "auto.",
+        "}",
+        "**",
+        "now f x.1.",
+    ]
+    assert tactic_sentences("- lia") == ["-", "lia."]
+    assert tactic_sentences("}") == ["}"]
     with pytest.raises(TheoremStartError):
         split_sentences("Require Import Arith")
 
 
-def test_print_assumptions_parsing():
+def test_print_assumptions_and_locate_parsing():
     out = "Axioms:\nbad : 1 = 2\nclassic : forall P : Prop, P \\/ ~ P\n"
     assert parse_assumptions(out) == ["bad", "classic"]
     assert parse_assumptions("Closed under the global context\n") == []
+    located = ["Constant Coq.Logic.Classical_Prop.classic", "Constant Top.classic (shorter name ...)"]
+    assert parse_locate(located) == "Coq.Logic.Classical_Prop.classic"
