@@ -247,6 +247,8 @@ def select_theorems(config: ProveConfig, options: EvalOptions) -> list[Theorem]:
 
         if config.env.env != "leandojo":
             raise UsageError("--benchmark leandojo runs in its traced repository: add --env leandojo")
+        if options.ray:  # prover/ray_eval.py sends theorems as plain `Theorem` fields
+            raise UsageError("--ray cannot carry LeanDojo theorems yet: run without --ray, with --processes N")
         theorems = load_leandojo(t.data, t.split, t.leandojo_split)  # type: ignore[assignment]
     else:
         theorems = load_minif2f(minif2f_variant(config), t.split, t.data)

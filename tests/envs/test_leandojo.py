@@ -6,6 +6,7 @@ The repository is a real local git repo (tests/data/leandojo/repo) opened by the
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 import sys
@@ -277,3 +278,23 @@ async def test_best_first_search_proves_and_verifies(lean: FakeLean, traced_repo
         assert result.proof_text.startswith("theorem and_swap (p q : Prop) (hp : p) (hq : q) : q ∧ p := by\n")
     finally:
         await env.close()
+
+
+async def test_concurrent_searches_each_have_their_dojo(lean: FakeLean, traced_repo: Traced) -> None:
+    from prover.generators.automation import AutomationGenerator
+    from search.best_first import Budget, best_first_search
+
+    env = LeanDojoEnv(LeanDojoConfig(processes=2))
+    try:
+        assert env.size == 2
+        generator = AutomationGenerator("lean4", ["subst h", "rfl", "constructor", "· exact hq", "· exact hp"])
+        eq, swap = theorem(traced_repo), theorem(traced_repo, "Demo.and_swap", (13, 1))
+        results = await asyncio.gather(
+            best_first_search(env, generator, eq, Budget()), best_first_search(env, generator, swap, Budget())
+        )
+        assert [r.status for r in results] == ["proved", "proved"]
+        assert results[0].proof == ["subst h", "rfl"]
+        assert lean.count("open") == 2 and lean.count("close") == 2  # only the two fresh checks closed so far
+    finally:
+        await env.close()
+    assert lean.count("close") == 4
