@@ -4,7 +4,13 @@ Steps, each with a readable error when something is missing:
 1. `elan`/`lake` on PATH (elan installs the toolchain named in `lean-toolchain`);
 2. `lake exe cache get` downloads Mathlib's prebuilt .olean files;
 3. `lake build repl` builds the REPL;
-4. a smoke request to `lake exe repl` proves the REPL answers.
+4. a smoke test through `lake exe repl`: a Lean-only command, then `import Mathlib` with a
+   Mathlib tactic, so a broken or partial Mathlib cache is found here, not at the first theorem.
+
+`lake-manifest.json` is not committed: it can only be written by `lake` resolving the
+dependencies, which cannot run where this package is developed; Mathlib and the REPL are pinned
+to release tags in `lakefile.lean`, and Mathlib's own manifest at its tag pins its dependencies.
+`lake` writes the manifest into the workspace at the first setup; keep it to freeze a workspace.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from envs.types import EnvSetupError
@@ -57,14 +64,47 @@ def setup_lean(workspace: Path) -> None:
             raise EnvSetupError(f"`{tool}` was not found on PATH; {ELAN_HINT}")
     _run(["lake", "exe", "cache", "get"], workspace, "download Mathlib's build cache")
     _run(["lake", "build", "repl"], workspace, "build the Lean REPL")
-    request = json.dumps({"cmd": "example : 1 + 1 = 2 := rfl"}) + "\n\n"
-    print("$ lake exe repl   # smoke test", flush=True)
-    done = subprocess.run(
-        ["lake", "exe", "repl"], cwd=workspace, input=request, text=True, capture_output=True, timeout=600, check=False
-    )
-    if '"env"' not in done.stdout:
-        raise EnvSetupError(f"the REPL did not answer as expected:\n{done.stdout}\n{done.stderr}")
+    print("$ lake exe repl   # smoke test: Lean, then `import Mathlib`", flush=True)
+    smoke_test(("lake", "exe", "repl"), workspace)
     print(f"Lean workspace ready at {workspace}")
+
+
+SMOKE_REQUESTS = (
+    ("Lean", {"cmd": "example : 1 + 1 = 2 := rfl"}),
+    ("Mathlib", {"cmd": "import Mathlib\nexample : 2 + 2 = 4 := by norm_num"}),
+)
+
+
+def smoke_test(cmd: Sequence[str], cwd: Path | None, timeout: float = 1800.0) -> None:
+    """Each smoke request, in a REPL of its own (imports need a fresh environment), must elaborate cleanly."""
+    from envs.lean_repl import CommandReply, encode_request, parse_reply
+
+    for what, request in SMOKE_REQUESTS:
+        try:
+            done = subprocess.run(
+                list(cmd), cwd=cwd, input=encode_request(request).decode(), text=True, capture_output=True,
+                timeout=timeout, check=False,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired as exc:
+            raise EnvSetupError(f"the REPL did not answer the {what} smoke test within {timeout:g}s") from exc
+        except OSError as exc:
+            raise EnvSetupError(f"cannot run `{' '.join(cmd)}`: {exc}; {ELAN_HINT}") from exc
+        text = done.stdout.strip()
+        try:
+            reply = parse_reply(json.loads(text)) if text else None
+        except (ValueError, EnvSetupError, RuntimeError):
+            reply = None
+        if not isinstance(reply, CommandReply):
+            tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-15:])
+            raise EnvSetupError(f"the REPL did not answer the {what} smoke test (exit code {done.returncode}):\n{tail}")
+        if reply.errors:
+            hint = (
+                " (a broken or missing Mathlib build cache? run `lake exe cache get` again)"
+                if what == "Mathlib"
+                else ""
+            )
+            errors = "\n".join(m.render() for m in reply.errors)
+            raise EnvSetupError(f"the {what} smoke test failed{hint}:\n{errors}")
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
