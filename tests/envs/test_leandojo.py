@@ -8,18 +8,29 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from envs.leandojo import LeanDojoConfig, LeanDojoEnv, LeanDojoTheorem, declaration_head, parse_axioms, split_goals
 from envs.types import EnvSetupError, Failed, Progress, Proved, Theorem, TheoremStartError, TimedOut, metered
-from tests.fakes.fake_dojo import CRASH, FINISHED, SORRY, Error, FakeLean, Slow, fake_lake, install, isolated_import
+from tests.fakes.fake_dojo import (
+    CRASH,
+    FINISHED,
+    SORRY,
+    Error,
+    FakeLean,
+    Slow,
+    Traced,
+    fake_lake,
+    git_repo,
+    install,
+    isolated_import,
+)
+from tests.fakes.fake_dojo import traced_repo as make_traced_repo
 
 pytest.importorskip("lean_dojo", reason="lean-dojo is not installed: pip install -e '.[leandojo]'")
 
@@ -32,36 +43,10 @@ TWO = f"case left\n{CTX}⊢ q\n\ncase right\n{CTX}⊢ p"
 RIGHT = f"case right\n{CTX}⊢ p"
 
 
-@dataclass
-class Traced:
-    lean_dojo: ModuleType
-    url: str
-    commit: str
-    cache: Path
-    traced: Path  # the traced repo's folder in the cache
-
-
-def git_repo(path: Path) -> str:
-    """Make `path` a git repository with one commit; its hash."""
-    git = ["git", "-C", str(path), "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
-    subprocess.run([*git, "init", "-q"], check=True)
-    subprocess.run([*git, "add", "."], check=True)
-    subprocess.run([*git, "commit", "-q", "-m", "demo"], check=True)
-    return subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
-
-
 @pytest.fixture(scope="session")
 def traced_repo(tmp_path_factory: pytest.TempPathFactory) -> Traced:
     """A local git repo of tests/data/leandojo/repo, and its trace in an isolated LeanDojo cache."""
-    cache = tmp_path_factory.mktemp("lean_dojo_cache")
-    repo = tmp_path_factory.mktemp("src") / "demo"
-    shutil.copytree(DATA / "repo", repo)
-    commit = git_repo(repo)
-    with isolated_import(cache) as lean_dojo:
-        opened = lean_dojo.LeanGitRepo(str(repo), commit)
-        traced = cache / opened.get_cache_dirname() / opened.name
-    shutil.copytree(repo, traced, ignore=shutil.ignore_patterns(".git"))
-    return Traced(lean_dojo, str(repo), commit, cache, traced)
+    return make_traced_repo(DATA / "repo", tmp_path_factory.mktemp("leandojo"))
 
 
 def script() -> FakeLean:

@@ -15,6 +15,8 @@ with LeanDojo's own result types (`TacticState`, `ProofFinished`, `LeanError`, `
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -208,6 +210,40 @@ def fake_lake(monkeypatch: pytest.MonkeyPatch, bin_dir: Path) -> None:
     lake.write_text("#!/bin/sh\nexit 1\n")
     lake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{__import__('os').environ.get('PATH', '')}")
+
+
+def git_repo(path: Path) -> str:
+    """Make `path` a git repository with one commit; its hash."""
+    git = ["git", "-C", str(path), "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "demo"], check=True)
+    return subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+
+
+@dataclass
+class Traced:
+    lean_dojo: ModuleType
+    url: str
+    commit: str
+    cache: Path
+    traced: Path  # the traced repo's folder in the cache
+
+
+def traced_repo(source: Path, workdir: Path) -> Traced:
+    """A local git repo holding a copy of `source`, "traced" into an isolated LeanDojo cache in `workdir`.
+
+    The real `LeanGitRepo` opens it; its trace is the source copied where LeanDojo's cache keeps it.
+    """
+    cache = workdir / "lean_dojo_cache"
+    repo = workdir / "src" / source.name
+    shutil.copytree(source, repo)
+    commit = git_repo(repo)
+    with isolated_import(cache) as lean_dojo:
+        opened = lean_dojo.LeanGitRepo(str(repo), commit)
+        traced = cache / opened.get_cache_dirname() / opened.name
+    shutil.copytree(repo, traced, ignore=shutil.ignore_patterns(".git"))
+    return Traced(lean_dojo, str(repo), commit, cache, traced)
 
 
 def loaded() -> bool:

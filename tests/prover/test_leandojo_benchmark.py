@@ -15,8 +15,8 @@ import pytest
 from prover.cli import main
 from prover.datasets import DatasetError
 from prover.leandojo_benchmark import load_leandojo, read_records, traced_steps
-from tests.envs.test_leandojo import DATA, Traced, git_repo, lean, traced_repo  # noqa: F401 (fixtures)
-from tests.fakes.fake_dojo import FakeLean
+from tests.envs.test_leandojo import DATA, lean, traced_repo  # noqa: F401 (fixtures)
+from tests.fakes.fake_dojo import FakeLean, Traced, git_repo
 
 BENCHMARK = DATA / "benchmark"
 TACTICS = ["subst h", "rfl", "constructor", "· exact hq", "· exact hp"]
