@@ -307,6 +307,7 @@ def parse_axioms(messages: Sequence[Message], name: str) -> tuple[str, ...] | No
 
 
 HEARTBEATS_EXHAUSTED = "maximum number of heartbeats"
+DEFAULT_TACTIC_TIMEOUT = 10.0  # seconds, as the CLI's --tactic-timeout
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,9 +356,11 @@ class LeanReplConfig:
 
     Heartbeats: every theorem is started under `set_option maxHeartbeats N in`, so Lean itself
     stops a slow tactic (the answer is `TimedOut`, the process lives on); the kill at the tactic
-    timeout stays as the backstop. N is `max_heartbeats` if set (0 = no limit), else
-    `tactic_timeout * heartbeats_per_second` (in Lean's unit of 1000 heartbeats), a deliberately
-    low rate so that Lean stops the tactic before the kill does.
+    timeout stays as the backstop. N is `max_heartbeats` if set (0 = no limit), else the tactic
+    timeout times `heartbeats_per_second` (in Lean's unit of 1000 heartbeats), a deliberately low
+    rate so that Lean stops the tactic before the kill does. The tactic timeout is
+    `tactic_timeout` if set, else the timeout of the latest `run_tactic` call (the search's
+    `--tactic-timeout`), else 10 s (the CLI's default) before any tactic has run.
     Memory: `memory_limit_mb` caps each process (default: `default_memory_limit_mb`); a process
     is recycled between theorems once it has grown `recycle_fraction` of the way from its
     post-import baseline to the cap; a cap below that baseline is refused (`EnvSetupError`).
@@ -373,17 +376,17 @@ class LeanReplConfig:
     header_timeout: float = 600.0
     start_timeout: float = 300.0
     verify_timeout: float = 600.0
-    tactic_timeout: float = 10.0
+    tactic_timeout: float | None = None
     heartbeats_per_second: int = 10_000
     max_heartbeats: int | None = None
     pickle_headers: bool = True
     policy: TacticPolicy = field(default_factory=TacticPolicy)
 
-    @property
-    def heartbeat_limit(self) -> int:
+    def heartbeat_limit(self, tactic_timeout: float) -> int:
+        """maxHeartbeats (thousands) for tactics that must stop within `tactic_timeout` seconds."""
         if self.max_heartbeats is not None:
             return self.max_heartbeats
-        return max(1, int(self.tactic_timeout * self.heartbeats_per_second))
+        return max(1, int((self.tactic_timeout or tactic_timeout) * self.heartbeats_per_second))
 
 
 class _Slot(Slot):
@@ -427,6 +430,7 @@ class LeanRepl(ProcessPool[_Slot]):
         self._cap_mb: int | None = config.memory_limit_mb
         self.header_elaborations = 0
         self.recycles = 0  # processes replaced between theorems because they had grown
+        self._tactic_timeout = DEFAULT_TACTIC_TIMEOUT  # the latest run_tactic timeout
 
     # ---- process management
 
@@ -596,12 +600,13 @@ class LeanRepl(ProcessPool[_Slot]):
     ) -> tuple[int, str]:
         """Start `theorem` in `child` under the heartbeat limit: (proof state id, goal)."""
         env = await self._header_env(slot, child, theorem.header)
-        command = with_heartbeat_limit(statement_with_sorry(theorem.statement), self.config.heartbeat_limit)
+        limit = self.config.heartbeat_limit(self._tactic_timeout)
+        command = with_heartbeat_limit(statement_with_sorry(theorem.statement), limit)
         request: dict[str, Any] = {"cmd": command}
         if env is not None:
             request["env"] = env
-        limit = self.config.start_timeout if timeout is None else min(timeout, self.config.start_timeout)
-        reply = parse_reply(await self._request(child, request, limit))
+        seconds = self.config.start_timeout if timeout is None else min(timeout, self.config.start_timeout)
+        reply = parse_reply(await self._request(child, request, seconds))
         if isinstance(reply, ProtocolError):
             raise TheoremStartError(f"{theorem.name}: {reply.message}")
         assert isinstance(reply, CommandReply)
@@ -672,6 +677,7 @@ class LeanRepl(ProcessPool[_Slot]):
         # The process and its generation are read ONCE: every request of this step goes to this
         # child, and a death midway raises ProcessDied (the pool restarts and retries the whole
         # step) instead of sending ids of the dead process to its successor.
+        self._tactic_timeout = timeout
         child = await self._ensure_process(slot)
         generation = slot.generation
         loop = asyncio.get_running_loop()

@@ -316,9 +316,24 @@ async def test_proves_through_real_pipes(make_repl, tmp_path):
     assert [type(r).__name__ for r in results] == ["Progress", "Progress", "Progress", "Proved"]
     requests = [entry["request"] for entry in log_lines(log)]
     assert requests[0] == {"cmd": "import Lean\n"}
-    limit = env.config.heartbeat_limit
-    assert requests[2] == {"cmd": f"set_option maxHeartbeats {limit} in\n{AND.statement} by sorry", "env": 0}
+    assert requests[2] == {"cmd": f"set_option maxHeartbeats 100000 in\n{AND.statement} by sorry", "env": 0}
     assert requests[3] == {"tactic": "constructor", "proofState": 0}
+
+
+async def test_the_heartbeat_limit_follows_the_tactic_timeout(make_repl, tmp_path):
+    log = tmp_path / "log.jsonl"
+    env = make_repl("--log", str(log))
+    root = await env.start(AND)  # before any tactic: the CLI's default timeout, 10 s
+    await env.run_tactic(root, "constructor", 2.5)
+    await env.start(THREE)  # then the search's own timeout
+    fixed = make_repl("--log", str(log), tactic_timeout=1, heartbeats_per_second=1000)
+    await fixed.start(AND)
+    starts = [e["request"]["cmd"] for e in log_lines(log) if "by sorry" in e["request"].get("cmd", "")]
+    assert [s.split("\n")[0] for s in starts] == [
+        "set_option maxHeartbeats 100000 in",
+        "set_option maxHeartbeats 25000 in",
+        "set_option maxHeartbeats 1000 in",
+    ]
 
 
 async def test_errors_and_untrusted_tactics_are_failures(make_repl, tmp_path):
