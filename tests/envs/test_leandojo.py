@@ -283,3 +283,19 @@ async def test_concurrent_searches_each_have_their_dojo(lean: FakeLean, traced_r
     finally:
         await env.close()
     assert lean.count("close") == 4
+
+
+def test_overhead_benchmark_runs() -> None:
+    """benchmarks/leandojo_overhead.py keeps running (small sizes; figures in benchmarks/README.md)."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.leandojo_overhead", "--rounds", "2", "--tactics", "10"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "env - direct, median" in done.stdout
