@@ -18,18 +18,22 @@ commit, file, start position), as LeanDojo Benchmark 4 records it. Contracts:
 
 `lean_dojo` is imported on first use only: importing it reads `.env`, configures loguru, runs
 `git --version` and creates its cache directory (`CACHE_DIR`, default `~/.cache/lean_dojo`).
+Its `os.chdir` windows are serialized by `CHDIR_LOCK`, since Dojos open in worker threads.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import re
 import shutil
+import sys
+import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,7 +108,34 @@ def import_lean_dojo() -> ModuleType:
         raise EnvSetupError(f"--env leandojo needs the lean-dojo package: {INSTALL_HINT} ({exc})") from exc
     except Exception as exc:  # its import runs git and creates directories
         raise EnvSetupError(f"lean_dojo failed to import: {type(exc).__name__}: {exc}") from exc
+    _serialize_chdir()
     return lean_dojo
+
+
+# LeanDojo changes the process's working directory (`os.chdir`) while it spawns Lean in a
+# Dojo and while it opens a local repository. We call it from worker threads, so two of those
+# at once would spawn Lean in the wrong folder: one process-wide lock serializes those moments
+# (only the chdir windows, not Lean's elaboration, so Dojos still open in parallel).
+CHDIR_LOCK = threading.RLock()
+
+
+def _serialize_chdir() -> None:
+    for name in ("lean_dojo.interaction.dojo", "lean_dojo.data_extraction.lean"):
+        module = sys.modules.get(name)
+        original = getattr(module, "working_directory", None)
+        if module is None or original is None or getattr(original, "serialized", False):
+            continue
+
+        def serialized(path: Any = None, _original: Any = original) -> Any:
+            @contextlib.contextmanager
+            def inside() -> Iterator[Any]:
+                with CHDIR_LOCK, _original(path) as where:
+                    yield where
+
+            return inside()
+
+        serialized.serialized = True  # type: ignore[attr-defined]
+        module.working_directory = serialized  # type: ignore[attr-defined]
 
 
 def split_goals(pp: str) -> tuple[str, ...]:

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -299,3 +300,34 @@ def test_overhead_benchmark_runs() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "env - direct, median" in done.stdout
+
+
+def test_leandojo_chdir_windows_are_serialized(lean: FakeLean, tmp_path: Path) -> None:
+    """Dojos open in worker threads and LeanDojo chdirs to spawn Lean: each thread keeps its folder."""
+    import threading
+    import time
+
+    from envs.leandojo import import_lean_dojo
+
+    import_lean_dojo()
+    from lean_dojo.data_extraction import lean as lean_module
+    from lean_dojo.interaction import dojo as dojo_module
+
+    seen: list[bool] = []
+
+    def spawn(module: ModuleType, folder: Path) -> None:
+        folder.mkdir()
+        with module.working_directory(folder):
+            time.sleep(0.05)  # another thread would chdir here without the lock
+            seen.append(Path.cwd() == folder)
+
+    origin = Path.cwd()
+    threads = [
+        threading.Thread(target=spawn, args=(module, tmp_path / f"{i}"))
+        for i, module in enumerate([dojo_module, lean_module, dojo_module, lean_module])
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert seen == [True] * 4 and Path.cwd() == origin
