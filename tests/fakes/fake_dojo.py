@@ -9,7 +9,8 @@ with LeanDojo's own result types (`TacticState`, `ProofFinished`, `LeanError`, `
   the env must not reuse it);
 - a crash raises `DojoCrashError` and leaves the process dead;
 - command mode elaborates `theorem ... := by <tactics>` by running the script, prints
-  `declaration uses 'sorry'` for a given-up proof, and answers `#print axioms NAME`.
+  `declaration uses 'sorry'` for a given-up proof, and answers `#print axioms NAME` (with
+  `sorryAx` for such a proof).
 """
 
 from __future__ import annotations
@@ -119,6 +120,7 @@ def make_fake_dojo(lean_dojo: ModuleType, lean: FakeLean) -> type:
                 return self, lean_dojo.TacticState(lean.roots[name], 0)
             lean.events.append(("open_command", str(self.entry[1]), self.entry[2]))
             self._declared: dict[str, str] = {}
+            self._uses_sorry: set[str] = set()
             return self, lean_dojo.CommandState(0)
 
         def __exit__(self, *exc: Any) -> None:
@@ -174,7 +176,7 @@ def make_fake_dojo(lean_dojo: ModuleType, lean: FakeLean) -> type:
                 name = m.group(1)
                 if name not in self._declared:
                     return lean_dojo.LeanError(f"unknown constant '{name}'")
-                axioms = lean.axioms.get(name, ["propext"])
+                axioms = lean.axioms.get(name, ["propext"]) + (["sorryAx"] if name in self._uses_sorry else [])
                 text = f"'{name}' depends on axioms: [{', '.join(axioms)}]" if axioms else ""
                 return lean_dojo.CommandState(state.id + 1, text or f"'{name}' does not depend on any axioms")
             decl = re.search(r"theorem\s+(\S+)", command)
@@ -188,6 +190,7 @@ def make_fake_dojo(lean_dojo: ModuleType, lean: FakeLean) -> type:
                     return lean_dojo.LeanError(outcome.message)
                 if outcome == SORRY:
                     self._declared[name] = command
+                    self._uses_sorry.add(name)
                     return lean_dojo.CommandState(state.id + 1, "declaration uses 'sorry'")
                 if outcome == FINISHED:
                     self._declared[name] = command
