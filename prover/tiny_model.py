@@ -2,7 +2,8 @@
 transformers code path of `--generator hf`, on a CPU, with no download.
 
     python -m prover.tiny_model OUTDIR
-    prover prove --env coq --file tests/data/coq_examples.v --theorem add_zero_r --generator hf --model OUTDIR
+    prover prove --env coq --file tests/data/coq_examples.v --theorem add_zero_r \
+        --generator hf --model OUTDIR --samples 4 --expansions 5 --max-new-tokens 16
 
 The weights are random, so its tactics are noise: it shows the model path working (loading,
 batched generation, log-probabilities, the search asking it), not proving. The tests build the
@@ -86,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"tiny model written to {path} in {time.monotonic() - started:.1f}s; try:")
     print(
         "  prover prove --env coq --file tests/data/coq_examples.v --theorem add_zero_r "
-        f"--generator hf --model {path} --samples 4 --expansions 5"
+        f"--generator hf --model {path} --samples 4 --expansions 5 --max-new-tokens 16"
     )
     return 0
 
