@@ -40,7 +40,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar
 
-from envs.declarations import find_declaration
+from envs.declarations import DeclarationError, find_declaration, first_declaration
 from envs.tactic_guard import TacticPolicy, check_lean_tactic
 from envs.types import (
     EnvError,
@@ -152,6 +152,20 @@ def parse_axioms(message: str, name: str) -> tuple[str, ...] | None:
         if m.group("name") in (name, short) or m.group("name").endswith("." + short):
             return ()
     return None
+
+
+def axiom_query_name(full_name: str, head: str) -> str:
+    """The name to give `#print axioms` right after `head` was declared.
+
+    The full name, unless it is a private name (`_private.Module.0.foo`), which cannot be
+    written: then the name as declared, which resolves to it in the declaration's own scope.
+    """
+    if not full_name.startswith("_private."):
+        return full_name
+    try:
+        return first_declaration(head, "lean4").name or full_name
+    except DeclarationError:
+        return full_name
 
 
 def _offset(text: str, line: int, column: int) -> int:
@@ -501,7 +515,8 @@ class LeanDojoEnv:
             return Verdict(False, reason=f"cannot find the line of {t.name} in {t.file_path} to re-check it")
         started = time.monotonic()
         try:
-            return await self._call(self._check, lean_dojo, repo, t, line, render_proof(head, proof))
+            body = render_proof(head, proof)
+            return await self._call(self._check, lean_dojo, repo, t, line, body, axiom_query_name(t.name, head))
         finally:
             current_usage().verify_s += time.monotonic() - started
 
@@ -516,7 +531,9 @@ class LeanDojoEnv:
                 return source.count("\n", 0, decl.start) + 1
         return None
 
-    def _check(self, lean_dojo: ModuleType, repo: Any, theorem: LeanDojoTheorem, line: int, body: str) -> Verdict:
+    def _check(
+        self, lean_dojo: ModuleType, repo: Any, theorem: LeanDojoTheorem, line: int, body: str, name: str
+    ) -> Verdict:
         entry = (repo, Path(theorem.file_path), line)
         try:
             dojo = lean_dojo.Dojo(entry, timeout=math.ceil(self.config.start_timeout))
@@ -530,10 +547,10 @@ class LeanDojoEnv:
             # no test of the printed messages for "declaration uses 'sorry'": the command state may
             # carry messages of earlier declarations of the file; a sorry shows as `sorryAx` below
             message = declared.message or ""
-            printed = dojo.run_cmd(declared, f"#print axioms {theorem.name}")
+            printed = dojo.run_cmd(declared, f"#print axioms {name}")
             if isinstance(printed, lean_dojo.LeanError):
                 return Verdict(False, (printed.error,), reason="#print axioms failed")
-            axioms = parse_axioms(printed.message or "", theorem.name)
+            axioms = parse_axioms(printed.message or "", name)
             if axioms is None:
                 return Verdict(False, (printed.message or "",), reason="no axiom report for the theorem")
             extra = sorted(set(axioms) - STANDARD_AXIOMS)

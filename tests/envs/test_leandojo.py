@@ -16,7 +16,15 @@ from types import ModuleType
 
 import pytest
 
-from envs.leandojo import LeanDojoConfig, LeanDojoEnv, LeanDojoTheorem, declaration_head, parse_axioms, split_goals
+from envs.leandojo import (
+    LeanDojoConfig,
+    LeanDojoEnv,
+    LeanDojoTheorem,
+    axiom_query_name,
+    declaration_head,
+    parse_axioms,
+    split_goals,
+)
 from envs.types import EnvSetupError, Failed, Progress, Proved, Theorem, TheoremStartError, TimedOut, metered
 from tests.fakes.fake_dojo import (
     CRASH,
@@ -94,6 +102,8 @@ def test_pure_helpers() -> None:
     assert parse_axioms("'Demo.t' does not depend on any axioms", "Demo.t") == ()
     assert parse_axioms("'Demo.u' does not depend on any axioms", "Demo.t") is None
     assert parse_axioms("'Demo.t'' depends on axioms: [propext]", "Demo.t'") == ("propext",)
+    assert axiom_query_name("Demo.t", "theorem t : P :=") == "Demo.t"
+    assert axiom_query_name("_private.Demo.Basic.0.Demo.t", "@[simp] private theorem t : P :=") == "t"
 
 
 async def test_search_steps_map_leandojo_results(lean: FakeLean, traced_repo: Traced) -> None:
