@@ -228,14 +228,14 @@ def cmd_draft(args: Any) -> int:
 
     from prover.cli import EXIT_NOT_PROVED, EXIT_PROVED, UsageError, resolve_prove_config, select_theorem
     from prover.datasets import coq_prelude
-    from prover.generators.automation import DEFAULTS, read_tactic_file
+    from prover.generators.automation import CLOSERS, read_tactic_file
     from prover.wiring import make_env, make_generator
 
     config = resolve_prove_config(args)
     theorem = select_theorem(config, args.name)
     if theorem.language == "coq":  # the closers' libraries, CoqHammer included when installed
         theorem = dataclasses.replace(theorem, header=coq_prelude(theorem.header) + theorem.header)
-    closers = read_tactic_file(args.closers) if args.closers else DEFAULTS[theorem.language]
+    closers = read_tactic_file(args.closers) if args.closers else CLOSERS[theorem.language]
     if args.sketch is None and config.generator.generator == "automation":
         raise UsageError("draft needs --sketch FILE or a model: --generator hf|vllm|openai --model M")
 
