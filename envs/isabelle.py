@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,7 @@ from envs.types import (
     TheoremCheck,
     TheoremStartError,
     Verdict,
+    current_usage,
 )
 
 log = logging.getLogger(__name__)
@@ -224,6 +226,8 @@ class PisaIsabelle(ProcessPool[_Slot]):
         await session.call("IsabelleContext", str(self._theory_file(header)), timeout)
         await session.command("<proceed before> end", timeout)
         await session.command("<initialise>", timeout)
+        # every state named before is gone: ids of the previous context must not be trusted
+        slot.generation += 1
         slot.header = header
         slot.known.clear()
         return session
@@ -243,13 +247,21 @@ class PisaIsabelle(ProcessPool[_Slot]):
         slot.known[(theorem, ())] = ref
         return ref, (answer.strip(),)
 
+    def _affinity(self, slot: _Slot, handle: Handle) -> int:
+        if handle.slot == slot.index and handle.generation == slot.generation:
+            return 2
+        if slot.header == handle.theorem.header:
+            return 2 if (handle.theorem, handle.path) in slot.known else 1
+        return 0
+
     async def _resolve(self, slot: _Slot, handle: Handle, timeout: float) -> int:
-        if handle.generation == slot.generation:
+        if handle.slot == slot.index and handle.generation == slot.generation:
             return handle.ref
         key = (handle.theorem, handle.path)
         if key in slot.known:
             return slot.known[key]
         ref, _ = await self._open(slot, handle.theorem)
+        current_usage().replays += len(handle.path)
         for tactic in handle.path:
             ref, answer = await self._apply(slot, _name(ref), tactic, timeout)
             if answer.startswith(ERRORS):
@@ -259,6 +271,9 @@ class PisaIsabelle(ProcessPool[_Slot]):
 
     def _check(self, tactic: str) -> str | None:
         return check_isabelle_tactic(tactic, self.config.policy)
+
+    async def _prepare(self, slot: _Slot, handle: Handle) -> None:
+        await self._open_context(slot, handle.theorem.header)  # slow (Isabelle loads the theory): no deadline
 
     async def _step(self, slot: _Slot, handle: Handle, tactic: str, timeout: float) -> TacticResult:
         await self._open_context(slot, handle.theorem.header)
@@ -283,7 +298,14 @@ class PisaIsabelle(ProcessPool[_Slot]):
                 return Verdict(False, reason=f"rejected step {step!r}: {reason}")
         slot = self._slots[0]
         text = theorem.statement.rstrip() + "\n" + "\n".join(proof)
-        async with slot.lock:
+        started = time.perf_counter()
+        try:
+            return await self._verify_in(slot, theorem, text)
+        finally:
+            current_usage().verify_s += time.perf_counter() - started
+
+    async def _verify_in(self, slot: _Slot, theorem: Theorem, text: str) -> Verdict:
+        async with self._using(slot):
             try:
                 # a fresh session: every named state of this slot is dropped (searches replay theirs)
                 await self._drop_session(slot)

@@ -116,6 +116,10 @@ class ProcessPool(Generic[S]):
         """Make the slot's session live, (re)starting it first if needed."""
         raise NotImplementedError
 
+    async def _prepare(self, slot: S, handle: Handle) -> None:
+        """Set the live session up for `handle`'s theorem before the step's deadline starts
+        (e.g. load its header); replays of the state itself belong to the step."""
+
     def _affinity(self, slot: S, handle: Handle) -> int:
         """How cheaply `slot` can run `handle`'s state: 2 knows it, 1 knows part of its path, 0 replays it."""
         return 2 if handle.slot == slot.index and handle.generation == slot.generation else 0
@@ -199,6 +203,7 @@ class ProcessPool(Generic[S]):
                     # a process that died since the last call is restarted before ids are trusted;
                     # from here on the generation is fixed: a death midway raises, never restarts
                     await self._ensure_process(slot)
+                    await self._prepare(slot, handle)
                     result = await asyncio.wait_for(self._step(slot, handle, tactic, timeout), timeout + self.grace)
                     self._in_a_row = 0
                     if isinstance(result, Progress) and result.state.handle.slot != slot.index:

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from envs.isabelle import IsabelleConfig, PisaIsabelle, decode_string_message, encode_string_message
-from envs.types import EnvSetupError, Failed, Progress, Proved, Theorem, TheoremStartError, TimedOut
+from envs.types import EnvSetupError, Failed, Progress, Proved, Theorem, TheoremStartError, TimedOut, metered
 from tests.conftest import ROOT
 
 SCRIPT = ROOT / "tests" / "data" / "pisa_script.json"
@@ -194,3 +194,39 @@ def test_draft_sketch_prove_on_isabelle(pisa, tmp_path):
     record = json.loads(done.stdout)
     assert record["status"] == "proved" and record["gaps"] == 2 and record["gaps_closed"] == 2
     assert record["tactics"] == ["proof -", 'have "x + x = 2 * x" by simp', "then show ?thesis by presburger", "qed"]
+
+
+async def test_another_header_on_the_same_port_does_not_lose_states(pisa, tmp_path):
+    """Re-initialising PISA for B's header drops A's named states: A's state must be replayed."""
+    env = make_env(pisa(), tmp_path)
+    other = Theorem(ADD.name, ADD.statement, "theory Other\n  imports Complex_Main\nbegin\n", "isabelle")
+    try:
+        a = await env.start(TWO)
+        step = await env.run_tactic(a, "apply simp", 5)
+        b = await env.start(other)
+        assert isinstance(await env.run_tactic(b, "by simp", 5), Proved)
+        with metered() as usage:
+            assert isinstance(step, Progress)
+            assert isinstance(await env.run_tactic(step.state, "done", 5), Proved)
+        assert usage.replays == 1 and env.restarts == 0
+    finally:
+        await env.close()
+
+
+async def test_a_state_of_one_server_runs_on_another(pisa, tmp_path):
+    env = PisaIsabelle(IsabelleConfig(ports=(pisa(), pisa()), host="127.0.0.1", workdir=tmp_path))
+    try:
+        root = await env.start(TWO)
+        step = await env.run_tactic(root, "apply simp", 5)
+        assert isinstance(step, Progress)
+        home = env._slots[step.state.handle.slot]
+        async with home.lock:
+            with metered() as usage:
+                other = await env.run_tactic(step.state, "done", 5)
+                again = await env.run_tactic(root, "apply simp", 5)
+        assert isinstance(other, Proved) and usage.replays == 1
+        assert isinstance(again, Progress) and again.state.handle.slot != home.index
+        assert usage.verify_s == 0
+        assert (await env.verify(TWO, ["apply simp", "done"])).accepted
+    finally:
+        await env.close()
