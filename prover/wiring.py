@@ -53,7 +53,14 @@ def make_env(options: EnvOptions) -> ProofEnv:
 
         return LeanDojoEnv(LeanDojoConfig(processes=options.processes, policy=policy))
     if options.env == "coq":
-        return CoqIde(CoqConfig(cmd=tuple(shlex.split(options.coq_cmd)), processes=options.processes, policy=policy))
+        return CoqIde(
+            CoqConfig(
+                cmd=tuple(shlex.split(options.coq_cmd)),
+                processes=options.processes,
+                policy=policy,
+                memory_limit_mb=options.memory_limit_mb,
+            )
+        )
     workspace = options.workspace
     if options.repl_cmd:
         cmd = tuple(shlex.split(options.repl_cmd))
