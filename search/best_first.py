@@ -172,25 +172,36 @@ class SearchProgress:
     elapsed: float
 
 
-class _Clock:
-    """Wall time during which some call of one kind was in flight: concurrent calls count once."""
+class _Timer:
+    """Wall time during which at least one call of one kind was in flight: concurrent calls count once."""
+
+    __slots__ = ("spent", "_in_flight", "_since")
 
     def __init__(self) -> None:
-        self.spent: dict[str, float] = {"model": 0.0, "env": 0.0, "verify": 0.0}
-        self._in_flight: dict[str, int] = dict.fromkeys(self.spent, 0)
-        self._since: dict[str, float] = dict.fromkeys(self.spent, 0.0)
+        self.spent = 0.0
+        self._in_flight = 0
+        self._since = 0.0
 
-    @contextmanager
-    def timing(self, kind: str) -> Iterator[None]:
-        if self._in_flight[kind] == 0:
-            self._since[kind] = time.monotonic()
-        self._in_flight[kind] += 1
-        try:
-            yield
-        finally:
-            self._in_flight[kind] -= 1
-            if self._in_flight[kind] == 0:
-                self.spent[kind] += time.monotonic() - self._since[kind]
+    def __enter__(self) -> None:
+        if self._in_flight == 0:
+            self._since = time.monotonic()
+        self._in_flight += 1
+
+    def __exit__(self, *exc: object) -> None:
+        self._in_flight -= 1
+        if self._in_flight == 0:
+            self.spent += time.monotonic() - self._since
+
+
+class _Clock:
+    """This search's time in the model, in tactic checking and in fresh re-checks."""
+
+    __slots__ = ("model", "env", "verify")
+
+    def __init__(self) -> None:
+        self.model = _Timer()
+        self.env = _Timer()
+        self.verify = _Timer()
 
 
 @dataclass(slots=True)
@@ -217,27 +228,62 @@ class _Checks:
     error: EnvError | None = None
 
 
-_collector_users = 0
-_collector_threshold: tuple[int, int, int] = (0, 0, 0)
+class _Collector:
+    """The garbage collector while searches run (process-wide, so shared by concurrent searches).
+
+    A search tree is long-lived and acyclic, so generational collection would examine it again
+    and again, and full collections grow with it: the cost per node would grow with the tree.
+    While searches run, every `every` recorded candidates the young generations are collected
+    (freeing young cyclic garbage) and the survivors are moved to the permanent generation
+    (`gc.freeze`), so each later collection examines only what is newer; reference counting still
+    frees trees and states. When a search ends everything is unfrozen: the last one restores the
+    collector as it was; otherwise one full collection frees what was frozen and is now garbage.
+    A process that froze objects itself is left alone.
+    """
+
+    every = 4096
+
+    def __init__(self) -> None:
+        self.searches = 0
+        self.active = False
+        self.pending = 0
+
+    def enter(self) -> None:
+        if self.searches == 0:
+            self.active = gc.isenabled() and gc.get_freeze_count() == 0
+            self.pending = self.every  # the first freeze takes what the process already holds (modules, models)
+        self.searches += 1
+        self.grew(0)
+
+    def grew(self, nodes: int) -> None:
+        self.pending += nodes
+        if self.active and self.pending >= self.every:
+            self.pending = 0
+            gc.collect(1)
+            gc.freeze()
+
+    def leave(self) -> None:
+        self.searches -= 1
+        if not self.active:
+            return
+        gc.unfreeze()
+        if self.searches == 0:
+            self.active = False
+        else:
+            # cyclic garbage frozen meanwhile is freed now, once per search; the others refreeze next step
+            gc.collect()
+            self.pending = self.every
+
+    @contextmanager
+    def searching(self) -> Iterator[None]:
+        self.enter()
+        try:
+            yield
+        finally:
+            self.leave()
 
 
-@contextmanager
-def _collector_tuned() -> Iterator[None]:
-    """Fewer garbage collections while searches run (the tree is long-lived); restored by the last one."""
-    global _collector_users, _collector_threshold
-    if _collector_users == 0:
-        _collector_threshold = gc.get_threshold()
-        gc.set_threshold(max(_collector_threshold[0], _YOUNG_THRESHOLD), 50, 1000)
-    _collector_users += 1
-    try:
-        yield
-    finally:
-        _collector_users -= 1
-        if _collector_users == 0:
-            gc.set_threshold(*_collector_threshold)
-
-
-_YOUNG_THRESHOLD = 50_000
+_COLLECTOR = _Collector()
 
 
 async def best_first_search(
@@ -254,7 +300,7 @@ async def best_first_search(
     candidate order; their outcomes enter the tree in candidate order. Once a proof is verified no
     new candidate starts (those in flight finish within their timeout and are recorded).
     """
-    with metered() as usage, _collector_tuned():
+    with metered() as usage, _COLLECTOR.searching():
         return await _search(env, generator, theorem, budget, config, on_progress, usage)
 
 
@@ -282,10 +328,10 @@ async def _search(
             theorem=theorem.name,
             status=status,
             stop_reason=reason,
-            model_s=clock.spent["model"],
-            env_s=clock.spent["env"],
+            model_s=clock.model.spent,
+            env_s=clock.env.spent,
             # the env's own accounting when it keeps one, else the time this search waited for it
-            verify_s=usage.verify_s or clock.spent["verify"],
+            verify_s=usage.verify_s or clock.verify.spent,
             wall_s=time.monotonic() - started,
             restarts=usage.restarts,
             replays=usage.replays,
@@ -299,7 +345,7 @@ async def _search(
         )
 
     try:
-        with clock.timing("env"):
+        with clock.env:
             root = await env.start(theorem)
     except EnvSetupError:
         raise
@@ -326,7 +372,7 @@ async def _search(
         return batch
 
     async def ask(batch: list[Node]) -> list[list[Suggestion]]:
-        with clock.timing("model"):
+        with clock.model:
             suggestions = await generator.generate([n.state for n in batch], config.samples)
         counts.model_calls += 1
         counts.expansions += len(batch)
@@ -338,7 +384,7 @@ async def _search(
             if found:
                 return None
             proof = [e.tactic for e in tree.path_to(node)] + [tactic]
-            with clock.timing("verify"):
+            with clock.verify:
                 verdict = await env.verify(theorem, proof)
             verdicts.append(verdict)
             if verdict.accepted:
@@ -359,7 +405,7 @@ async def _search(
                     return
                 node, s = jobs[i]
                 try:
-                    with clock.timing("env"):
+                    with clock.env:
                         result = await env.run_tactic(node.state, s.tactic, min(budget.tactic_timeout, remaining))
                     counts.tactic_calls += 1
                     if isinstance(result, Proved):
@@ -375,6 +421,9 @@ async def _search(
                     checks.error = checks.error or exc
                     return
 
+        if width == 1 or len(jobs) == 1:
+            await worker()  # nothing to overlap: no tasks, no extra turns of the event loop
+            return checks
         workers = [asyncio.ensure_future(worker()) for _ in range(min(width, len(jobs)))]
         try:
             await asyncio.gather(*workers)
@@ -408,6 +457,7 @@ async def _search(
                 # only a node whose every candidate ran can fail; an interrupted one stays open
                 tree.mark_expanded(node)
             tree.propagate(node)
+        _COLLECTOR.grew(i)
 
     stop_reason = ""
     ready: tuple[list[Node], list[list[Suggestion]]] | None = None  # generated, not yet checked

@@ -383,22 +383,44 @@ async def test_pipeline_generator_error_cancels_the_checks():
 # ---- garbage collection
 
 
-async def test_collector_is_tuned_during_searches_and_restored_after_the_last() -> None:
+async def test_survivors_are_frozen_during_searches_and_released_when_one_ends(monkeypatch) -> None:
     import gc
+    import weakref
 
-    before = gc.get_threshold()
-    seen: list[tuple[int, int, int]] = []
+    from search import best_first
+
+    monkeypatch.setattr(best_first._COLLECTOR, "every", 1)  # freeze after every expansion
+    assert gc.get_freeze_count() == 0
+
+    class Cycle:
+        def __init__(self) -> None:
+            self.me = self
 
     class Watching(FixedGenerator):
+        """Holds a cycle from one call to the next: alive when frozen, garbage afterwards."""
+
+        def __init__(self, table, default=()):
+            super().__init__(table, default)
+            self.frozen: list[int] = []
+            self.cycles: list[weakref.ref] = []
+            self.held: Cycle | None = None
+
         async def generate(self, states, n):
-            seen.append(gc.get_threshold())
+            self.frozen.append(gc.get_freeze_count())
+            self.held = Cycle()
+            self.cycles.append(weakref.ref(self.held))
             await asyncio.sleep(0.01)
             return await super().generate(states, n)
 
-    env = ScriptedEnv({"root": {"a": "A"}, "A": {"b": QED}})
-    fast = best_first_search(env, Watching({"root": [("a", 0.0)], "A": [("b", 0.0)]}), THM)
-    slow_env = ScriptedEnv({"root": {"a": "A"}, "A": {"b": QED}}, delay=0.1)
-    slow = best_first_search(slow_env, Watching({"root": [("a", 0.0)], "A": [("b", 0.0)]}), THM)
-    await asyncio.gather(fast, slow)
-    assert all(t != before and t[0] > before[0] for t in seen)
-    assert gc.get_threshold() == before
+    chain = {f"s{i}": {"step": f"s{i + 1}"} for i in range(10)} | {"root": {"step": "s0"}, "s10": {"qed": QED}}
+    fast_gen = Watching({"s10": [("qed", 0.0)]}, [("step", 0.0)])
+    slow_gen = Watching({"root": [("a", 0.0)], "A": [("b", 0.0)]})
+    slow_env = ScriptedEnv({"root": {"a": "A"}, "A": {"b": QED}}, delay=0.5)
+    slow = asyncio.ensure_future(best_first_search(slow_env, slow_gen, THM))
+    assert (await best_first_search(ScriptedEnv(chain), fast_gen, THM)).status == "proved"
+    assert all(count > 0 for count in fast_gen.frozen)  # the tree so far was out of the collector's way
+    assert not slow.done()
+    # the finished search's frozen garbage is freed now, not when the other search ends
+    assert len(fast_gen.cycles) == 12 and all(ref() is None for ref in fast_gen.cycles[:-1])
+    assert (await slow).status == "proved"
+    assert gc.get_freeze_count() == 0  # the last search released everything
