@@ -607,6 +607,13 @@ class LeanRepl(ProcessPool[_Slot]):
             request["env"] = env
         seconds = self.config.start_timeout if timeout is None else min(timeout, self.config.start_timeout)
         reply = parse_reply(await self._request(child, request, seconds))
+        if isinstance(reply, CommandReply) and any(HEARTBEATS_EXHAUSTED in m.data for m in reply.errors):
+            # the limit meant for tactics was too tight for the statement itself: start it as given
+            log.info(
+                "%s: the statement needs more than %d heartbeats; starting it without a limit", theorem.name, limit
+            )
+            request["cmd"] = statement_with_sorry(theorem.statement)
+            reply = parse_reply(await self._request(child, request, seconds))
         if isinstance(reply, ProtocolError):
             raise TheoremStartError(f"{theorem.name}: {reply.message}")
         assert isinstance(reply, CommandReply)

@@ -383,6 +383,23 @@ async def test_a_runaway_tactic_under_a_minif2f_header_is_stopped_by_lean(make_r
     assert len({e["pid"] for e in log_lines(log)}) == 1 and env.header_elaborations == 1
 
 
+async def test_under_lean_default_tactic_limit_a_runaway_is_still_stopped_by_lean(make_repl):
+    """If tactic mode ignores the options (one reading of recent Lean), Lean's default limit stops it."""
+    env = make_repl("--tactic-heartbeats", "default", tactic_timeout=5)
+    root = await env.start(RUNAWAY)
+    assert await env.run_tactic(root, RUNAWAY_TACTIC, 5) == TimedOut(5)
+    assert env.restarts == 0
+
+
+async def test_a_statement_too_heavy_for_the_limit_is_started_without_it(make_repl, tmp_path):
+    log = tmp_path / "log.jsonl"
+    env = make_repl("--log", str(log), "--statement-cost", "500", max_heartbeats=100)
+    state = await env.start(AND)
+    assert state.goals == (AND_GOAL,)
+    starts = [e["request"]["cmd"] for e in log_lines(log) if "by sorry" in e["request"].get("cmd", "")]
+    assert starts == [f"set_option maxHeartbeats 100 in\n{AND.statement} by sorry", f"{AND.statement} by sorry"]
+
+
 async def test_without_a_heartbeat_limit_only_the_kill_stops_a_runaway(make_repl):
     env = make_repl(max_heartbeats=0)  # as the miniF2F header alone would have it
     root = await env.start(RUNAWAY)

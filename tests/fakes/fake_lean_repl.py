@@ -18,7 +18,10 @@ faithful to the real REPL (leanprover-community/repl at v4.32.0) is the protocol
   (`set_option maxHeartbeats N in theorem ...` or the env's `set_option`, default 200000, 0 = no
   limit); each tactic request gets a fresh budget; a runaway tactic runs forever without a limit
   and otherwise answers Lean's heartbeat error. A tactic-level `set_option maxHeartbeats N in tac`
-  changes only the options, not the limit (as in Lean's `elabSetOption` tactic);
+  changes only the options, not the limit (as in Lean's `elabSetOption` tactic).
+  `--tactic-heartbeats default` models the other reading of recent Lean sources:
+  `ContextInfo.runCoreM` builds the proof state's `Core.Context` without the options, so tactic
+  mode always runs under Lean's default limit, whatever the header or command says;
 - `import` costs time and resident memory (a ballast), and so does `unpickleEnvFrom` (it calls
   `importModules`); a missing or corrupt pickle kills the process (the REPL does not catch it);
 - `#print axioms NAME` answers an info message `'NAME' depends on axioms: [...]`.
@@ -46,9 +49,9 @@ PICKLE_MAGIC = "fake-lean-repl-pickle/1"
 DEFAULT_HEARTBEATS = 200000
 STANDARD_AXIOMS = ["propext", "Classical.choice", "Quot.sound"]
 HEARTBEAT_ERROR = (
-    "(deterministic) timeout at `whnf`, maximum number of heartbeats ({n}) has been reached\n"
-    "Use `set_option maxHeartbeats <num>` to set the limit.\n\n"
-    "Note: Additional diagnostic information may be available using the `set_option diagnostics true` command."
+    "(deterministic) timeout at `whnf`, maximum number of heartbeats ({n}) has been reached\n\n"
+    "Note: Use `set_option maxHeartbeats <num>` to set the limit.\n\n"
+    "Hint: Additional diagnostic information may be available using the `set_option diagnostics true` command."
 )
 KNOWN_MODULES = {"Mathlib", "Lean", "Init", "Std", "Aesop", "Batteries"}
 KNOWN_CONSTANTS = {
@@ -353,10 +356,15 @@ class Model:
             if (ident[0].isupper() or "." in ident) and not known:
                 messages.append(msg("error", f"Unknown identifier `{ident}`", line))
                 return
-        heartbeats = options.get("maxHeartbeats", DEFAULT_HEARTBEATS)
+        heartbeats = options.get("maxHeartbeats", DEFAULT_HEARTBEATS)  # command mode: the command's options
+        if heartbeats and self.args.statement_cost > heartbeats:
+            messages.append(msg("error", HEARTBEAT_ERROR.format(n=heartbeats), line))
+            return
+        # tactic mode: proof states keep the limit of the command's options, or Lean's default
+        tactic_heartbeats = heartbeats if self.args.tactic_heartbeats == "options" else DEFAULT_HEARTBEATS
         root = Goal(tuple(hyps), target).render()
         proof = proof.strip()
-        snap = ProofSnap((root,), heartbeats, name)
+        snap = ProofSnap((root,), tactic_heartbeats, name)
         axioms: set[str] = set()
         uses_sorry = False
         if proof in ("by sorry", "sorry"):
@@ -812,6 +820,13 @@ def main() -> None:
     ap.add_argument("--import-mb", type=int, default=20, help="resident MiB an `import Mathlib` adds")
     ap.add_argument("--state-kb", type=int, default=0, help="resident KiB each proof state keeps")
     ap.add_argument("--heartbeat-rate", type=float, default=2_000_000.0, help="thousand heartbeats per second")
+    ap.add_argument(
+        "--tactic-heartbeats",
+        choices=("options", "default"),
+        default="options",
+        help="the limit in tactic mode: the theorem command's maxHeartbeats option, or always Lean's default",
+    )
+    ap.add_argument("--statement-cost", type=int, default=0, help="thousand heartbeats to elaborate a statement")
     ap.add_argument("--marker", type=Path, help="arms --die-after/--hang-before while this file exists (once)")
     ap.add_argument("--die-after", action="append", default=[], help="armed: exit after answering a request with it")
     ap.add_argument("--hang-before", action="append", default=[], help="armed: hang on a request with this text")
