@@ -137,6 +137,26 @@ def _serialize_chdir() -> None:
         module.working_directory = serialized  # type: ignore[attr-defined]
 
 
+OFFLINE_HINT = " (LeanDojo asks GitHub's API about GitHub repositories: offline, give the path of a local clone)"
+
+
+def _brief(exc: BaseException, limit: int = 200) -> str:
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@contextlib.contextmanager
+def _quiet(logger: str) -> Iterator[None]:
+    """Silence a chatty library logger below ERROR for the duration."""
+    log_ = logging.getLogger(logger)
+    level = log_.level
+    log_.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log_.setLevel(level)
+
+
 def split_goals(pp: str) -> tuple[str, ...]:
     """The goals of a pretty-printed tactic state (LeanDojo joins them with a blank line)."""
     return tuple(g.strip() for g in pp.split("\n\n") if g.strip())
@@ -289,16 +309,19 @@ class LeanDojoEnv:
 
     @staticmethod
     def _open_repo(lean_dojo: ModuleType, theorem: LeanDojoTheorem) -> tuple[Any, Path]:
-        try:
-            repo = lean_dojo.LeanGitRepo(theorem.url, theorem.commit)
-        except Exception as exc:  # GitHub API, git, or a missing lean-toolchain
-            raise EnvSetupError(
-                f"LeanDojo cannot open the repository {theorem.url} at {theorem.commit}: {type(exc).__name__}: {exc}"
-            ) from exc
-        try:
-            available = lean_dojo.is_available_in_cache(repo)
-        except Exception as exc:  # the remote cache lookup needs the network
-            raise EnvSetupError(f"LeanDojo cannot look up the trace of {theorem.url}: {exc}") from exc
+        # PyGithub logs every retry as a warning; the error below says it once
+        with _quiet("urllib3"):
+            try:
+                repo = lean_dojo.LeanGitRepo(theorem.url, theorem.commit)
+            except Exception as exc:  # GitHub API, git, or a missing lean-toolchain
+                raise EnvSetupError(
+                    f"LeanDojo cannot open the repository {theorem.url} at {theorem.commit[:12]}: {_brief(exc)}"
+                    + (OFFLINE_HINT if "github.com" in theorem.url else "")
+                ) from exc
+            try:
+                available = lean_dojo.is_available_in_cache(repo)
+            except Exception as exc:  # the remote cache lookup needs the network
+                raise EnvSetupError(f"LeanDojo cannot look up the trace of {theorem.url}: {_brief(exc)}") from exc
         if not available:
             raise EnvSetupError(
                 f"{theorem.url} at {theorem.commit[:12]} is not traced in LeanDojo's cache: trace it first "
