@@ -137,7 +137,7 @@ def _serialize_chdir() -> None:
         module.working_directory = serialized  # type: ignore[attr-defined]
 
 
-OFFLINE_HINT = " (LeanDojo asks GitHub's API about GitHub repositories: offline, give the path of a local clone)"
+OFFLINE_HINT = " (LeanDojo asks GitHub's API about GitHub repositories: it needs the network)"
 
 
 def _brief(exc: BaseException, limit: int = 200) -> str:
