@@ -1,0 +1,140 @@
+"""One search whose first expansion has 12 slow failing candidates and 1 that proves, on real Coq.
+
+The generator offers, at every state, 12 tactics that each run about `--slow` seconds in
+`coqidetop` and fail (`do N idtac; fail`, N calibrated on this machine first), then the tactic
+that proves the theorem. The search is `best_first_search` over `envs.coq.CoqIde` with 1 process
+and with `--processes` processes (default 4): with one, the candidates run one after another;
+with several, at most that many at once, each on any free process (the theorem is opened there
+when needed, which the search reports as replays). Each measurement is a fresh theorem (a new
+statement, so no process already knows it) on warm processes; rounds alternate which pool goes
+first. Printed: median and p95 wall time per pool, and the ratio many / one per round.
+
+The slow candidates are CPU-bound (as slow tactics are): N processes cannot beat the number of
+free cores. `os.cpu_count()` and the load average are printed beside the figure. Needs Coq.
+
+    python -m benchmarks.parallel_candidates [--processes 4] [--rounds 3] [--slow 1.0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import time
+from collections.abc import Sequence
+from itertools import count
+
+from envs.coq import CoqConfig, CoqIde
+from envs.types import Failed, ProofState, Theorem
+from search.best_first import Budget, SearchConfig, SearchResult, Suggestion, best_first_search
+
+SLOW_CANDIDATES = 12
+_fresh = count()
+
+
+def theorem() -> Theorem:
+    """A statement no process has seen: candidates on other processes must open it there."""
+    k = next(_fresh)
+    return Theorem(f"bench_{k}", f"Theorem bench_{k} : {k} + 2 = 2 + {k}.", "", "coq")
+
+
+class FixedList:
+    """The same ordered tactics at every state (like the automation list), best first."""
+
+    def __init__(self, tactics: Sequence[str]) -> None:
+        self.suggestions = [Suggestion(t, 0.0) for t in tactics]
+
+    async def generate(self, states: Sequence[ProofState], n: int) -> list[list[Suggestion]]:
+        return [self.suggestions[:n] for _ in states]
+
+
+def slow_tactic(loops: int) -> str:
+    return f"do {loops} idtac; fail"
+
+
+async def calibrate(env: CoqIde, seconds: float) -> int:
+    """The loop count whose failing tactic takes about `seconds` here (median of three)."""
+    state = await env.start(theorem())
+    loops = 50_000
+    for _ in range(4):
+        times = []
+        for _ in range(3):
+            started = time.perf_counter()
+            result = await env.run_tactic(state, slow_tactic(loops), 60.0)
+            times.append(time.perf_counter() - started)
+            assert isinstance(result, Failed), result
+        took = statistics.median(times)
+        if abs(took - seconds) < 0.15 * seconds:
+            break
+        loops = max(1000, int(loops * seconds / max(took, 1e-3)))
+    return loops
+
+
+async def one_search(env: CoqIde, loops: int) -> tuple[float, SearchResult]:
+    tactics = [slow_tactic(loops + i) for i in range(SLOW_CANDIDATES)]  # distinct, equally slow
+    generator = FixedList([*tactics, "reflexivity"])
+    started = time.perf_counter()
+    result = await best_first_search(
+        env,
+        generator,
+        theorem(),
+        Budget(max_expansions=5, time_limit=300.0, tactic_timeout=60.0),
+        SearchConfig(samples=SLOW_CANDIDATES + 1),
+    )
+    elapsed = time.perf_counter() - started
+    assert result.status == "proved" and result.proof == ["reflexivity"], result.to_record()
+    assert result.tactic_calls == SLOW_CANDIDATES + 1, result.tactic_calls
+    return elapsed, result
+
+
+def p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
+async def main_async(processes: int, rounds: int, slow: float) -> None:
+    one = CoqIde(CoqConfig(processes=1))
+    many = CoqIde(CoqConfig(processes=processes))
+    try:
+        loops = await calibrate(one, slow)
+        pools = [("1 process", one), (f"{processes} processes", many)]
+        for _, env in pools:  # warm-up: every process started, Coq's first-use costs paid
+            await one_search(env, loops)
+        walls: dict[str, list[float]] = {name: [] for name, _ in pools}
+        replays: dict[str, list[int]] = {name: [] for name, _ in pools}
+        for round_ in range(rounds):
+            for name, env in pools if round_ % 2 == 0 else pools[::-1]:
+                elapsed, result = await one_search(env, loops)
+                walls[name].append(elapsed)
+                replays[name].append(result.replays)
+        print(f"slow candidate: `do {loops} idtac; fail` (~{slow:g}s alone) x{SLOW_CANDIDATES}, then the proof")
+        for name, _ in pools:
+            w = walls[name]
+            print(
+                f"{name:>12}  wall median {statistics.median(w):6.2f}s  p95 {p95(w):6.2f}s  "
+                f"replays per search {statistics.median(replays[name]):.0f}"
+            )
+        ratios = [m / o for o, m in zip(walls["1 process"], walls[pools[1][0]], strict=True)]
+        print(
+            f"{processes} processes / 1 process: median {statistics.median(ratios):.2f}  p95 {p95(ratios):.2f}  "
+            f"({rounds} rounds, alternating; cores {os.cpu_count()}, load average {os.getloadavg()[0]:.1f})"
+        )
+    finally:
+        await one.close()
+        await many.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--processes", type=int, default=4, help="processes of the parallel pool")
+    ap.add_argument("--rounds", type=int, default=3, help="measured searches per pool")
+    ap.add_argument("--slow", type=float, default=1.0, help="seconds each failing candidate should take")
+    args = ap.parse_args()
+    if args.processes < 2 or args.rounds < 1 or not args.slow > 0:
+        ap.error("--processes must be at least 2, --rounds at least 1, --slow positive")
+    asyncio.run(main_async(args.processes, args.rounds, args.slow))
+
+
+if __name__ == "__main__":
+    main()
