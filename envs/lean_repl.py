@@ -1,17 +1,26 @@
 """Lean 4 through the Lean REPL (github.com/leanprover-community/repl).
 
-Protocol (checked against the REPL's own recorded test output, Lean 4.33):
+Protocol (checked against the REPL's source at tag v4.32.0 and its recorded test output):
 - a request is one line of JSON followed by a blank line; the REPL answers with one
   pretty-printed JSON object followed by a blank line;
 - `{"cmd", "env"?}` elaborates a command; errors come back as `messages`, never as a
   protocol error; each `sorry` yields a `proofState`;
-- `{"tactic", "proofState"}` runs a tactic; the answer has `goals`, `proofStatus`
-  and maybe `messages`/`sorries`; a bare `{"message"}` is a protocol-level error.
+- `{"tactic", "proofState"}` runs ONE tactic (more answers "expected end of input"); the answer
+  has `goals`, `proofStatus` and maybe `messages`/`sorries`; a bare `{"message"}` is a
+  protocol-level error, e.g. a tactic that threw (Lean's heartbeat limit included);
+- `unpickleEnvFrom` imports the pickled env's modules and is not guarded: a bad file kills it.
 
-`LeanRepl` is a pool of REPL processes. Each state remembers its tactic path from
-the theorem's root, so after a restart (timeout, crash, memory cap) it is replayed.
-A header (imports) is elaborated once per process and pickled, so a restart
-unpickles it instead of re-importing from source.
+`LeanRepl` is a pool of REPL processes plus a warm verifier process. Contracts:
+- a state is trusted only on the slot and process generation that made it; anywhere else (after
+  a restart, or on another slot of the pool) its tactic path is replayed, under the caller's
+  deadline; each step reads the process and generation once;
+- theorems start under a heartbeat limit derived from the tactic timeout, so Lean stops slow
+  tactics; the kill is the backstop;
+- multi-tactic candidates are sent and rendered as one parenthesised tactic (`tactic_text`);
+- a header is elaborated once per process and pickled; a pickle that kills the REPL is dropped;
+- processes are recycled between theorems when grown past a threshold above their post-import
+  baseline; a memory cap below that baseline is refused;
+- `verify` checks whole theorems in command mode in the verifier, never used for search.
 """
 
 from __future__ import annotations

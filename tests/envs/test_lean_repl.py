@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -661,6 +660,11 @@ async def test_missing_or_failing_repl_command_says_what_to_install(make_repl):
         await env.start(AND)
 
 
-def test_the_fake_needs_nothing_outside_the_repository():
-    assert "shared" not in FAKE_REPL.read_text().replace("shared by", "")
-    assert sys.executable
+def test_the_fake_needs_nothing_outside_the_repository(tmp_path):
+    text = FAKE_REPL.read_text()
+    assert "transcripts" not in text and "/shared" not in text and "PROVER_SHARED" not in text
+    done = subprocess.run(  # from an unrelated directory, with no shared data anywhere near
+        fake_repl_argv(), input='{"cmd": "example : 2 + 2 = 4 := by norm_num"}\n\n', capture_output=True,
+        text=True, cwd=tmp_path, env={**os.environ, "PROVER_SHARED": str(tmp_path / "none")},
+    )  # fmt: skip
+    assert json.loads(done.stdout) == {"env": 0}
