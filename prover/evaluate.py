@@ -27,7 +27,7 @@ from typing import Any
 from envs.types import Theorem
 from prover.cli import ProveConfig, UsageError, add_prove_options, minif2f_variant, resolve_prove_config
 from prover.datasets import load_jsonl_benchmark, load_minif2f
-from prover.options import GeneratorOptions, check_ranges, opt, resolve, secret_fields, to_jsonable
+from prover.options import GeneratorOptions, check_ranges, neutral_fields, opt, resolve, to_jsonable
 from prover.paths import check_input_file, prepare_output_dir
 from prover.wiring import env_language
 from search.best_first import SearchResult
@@ -269,14 +269,13 @@ def prepare_run_dir(out: Path, config: dict[str, Any]) -> None:
     path = out / CONFIG
     if path.exists():
         old = json.loads(path.read_text())
-        # a run written before secrets were left out may hold one: never compare (or keep) it
-        for name in secret_fields(GeneratorOptions):
-            if isinstance(old.get("generator"), dict):
-                old["generator"].pop(name, None)
 
         def pick(c: dict, dotted: str) -> Any:
             for part in dotted.split("."):
                 c = c.get(part, {}) if isinstance(c, dict) else {}
+            if dotted == "generator" and isinstance(c, dict):
+                # retries, timeouts and keys do not change results (and an old run may hold a key)
+                c = {k: v for k, v in c.items() if k not in neutral_fields(GeneratorOptions)}
             return c
 
         changed = [k for k in FINGERPRINT if pick(old, k) != pick(config, k)]

@@ -30,11 +30,13 @@ def opt(
     at_least: float | None = None,
     above: float | None = None,
     secret: bool = False,
+    neutral: bool = False,
 ) -> Any:
     """A dataclass field that is also a flag. `const` makes the flag's value optional.
 
     `at_least`/`above` bound a number (None stays allowed: it means "not set"); a `secret`
-    never reaches config.json, results or logs.
+    never reaches config.json, results or logs; a `neutral` option (and a secret) does not change
+    results, so a resumed run may change it.
     """
     return field(
         default=default,
@@ -48,6 +50,7 @@ def opt(
             "at_least": at_least,
             "above": above,
             "secret": secret,
+            "neutral": neutral or secret,
         },
     )
 
@@ -72,8 +75,9 @@ def check_ranges(obj: Any) -> None:
             raise OptionError(f"{_flag(f)} must be {bound} (got {value:g})")
 
 
-def secret_fields(cls: type) -> frozenset[str]:
-    return frozenset(f.name for f in dataclasses.fields(cls) if f.metadata.get("secret"))
+def neutral_fields(cls: type) -> frozenset[str]:
+    """Options that do not change results (retries, timeouts of a transport, secrets)."""
+    return frozenset(f.name for f in dataclasses.fields(cls) if f.metadata.get("neutral"))
 
 
 def _flag(f: dataclasses.Field[Any]) -> str:
@@ -225,9 +229,14 @@ class GeneratorOptions:
         None, "openai: API key (env OPENAI_API_KEY); never written to config.json or results", secret=True
     )
     retries: int = opt(
-        4, "openai: retries of a request that failed transiently (5xx, 429, timeout, lost connection)", at_least=0
+        4,
+        "openai: retries of a request that failed transiently (5xx, 429, timeout, lost connection)",
+        at_least=0,
+        neutral=True,
     )
-    request_timeout: float = opt(300.0, "openai: seconds to wait for one answer of the server", above=0)
+    request_timeout: float = opt(
+        300.0, "openai: seconds to wait for one answer of the server", above=0, neutral=True
+    )
     seed: int = opt(0, "random seed for sampling")
 
     def __post_init__(self) -> None:

@@ -216,3 +216,10 @@ def test_version():
     done = prover("--version")
     assert done.returncode == 0 and done.stdout.strip() == f"prover {__version__}"
     assert __version__[0].isdigit()
+
+
+def test_a_coq_cmd_that_is_not_coqidetop_fails_fast_and_clearly(capsys):
+    started = time.monotonic()
+    code, _, err = run(capsys, "prove", "--env", "coq", "--statement", STATEMENT, "--coq-cmd", "cat")
+    assert code == EXIT_USAGE and "`cat`" in err and "Init" in err and "Traceback" not in err
+    assert time.monotonic() - started < 60  # it was 241 s

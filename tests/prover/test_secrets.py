@@ -64,3 +64,15 @@ def test_resolved_options_leave_the_key_out():
     options = GeneratorOptions(generator="openai", api_key="sk-hidden")
     assert "api_key" not in to_jsonable(options) and "sk-hidden" not in repr(options)
     assert options.api_key == "sk-hidden"  # the generator still gets it
+
+
+def test_transport_settings_do_not_block_a_resume(tmp_path):
+    """Retries and timeouts (and keys) do not change results; a run from before they existed resumes."""
+    new = {"generator": to_jsonable(GeneratorOptions(generator="openai", retries=9, request_timeout=5.0))}
+    old = {"generator": {k: v for k, v in new["generator"].items() if k not in ("retries", "request_timeout")}}
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    prepare_run_dir(tmp_path, new)
+    assert json.loads((tmp_path / "config.json").read_text())["generator"]["retries"] == 9
+    other_model = {"generator": {**new["generator"], "model": "another"}}
+    with pytest.raises(ValueError, match="different settings"):
+        prepare_run_dir(tmp_path, other_model)
