@@ -42,6 +42,9 @@ class _Worker:
 
     def close(self) -> None:
         self.loop.run_until_complete(self.env.close())
+        close = getattr(self.generator, "aclose", None)  # model generators hold a client or an engine
+        if close is not None:
+            self.loop.run_until_complete(close())
 
 
 def run_ray(config: ProveConfig, jobs: Sequence[tuple[Theorem, int]], options: Any, writer: Any, progress: Any) -> None:

@@ -99,6 +99,9 @@ async def _run(
             sink.close()
         if env is not None:
             await env.close()
+        close = getattr(generator, "aclose", None)  # model generators hold a client or an engine
+        if close is not None:
+            await close()
     return results
 
 

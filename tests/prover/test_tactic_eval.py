@@ -1,0 +1,32 @@
+"""Tactic-prediction evaluation (`prover eval --tactics STEPS.jsonl`)."""
+
+from __future__ import annotations
+
+import json
+
+from prover import wiring
+from prover.cli import main
+from search.best_first import Suggestion
+from tests.conftest import ROOT
+
+STEPS = ROOT / "tests" / "data" / "coq_steps.jsonl"
+
+
+def test_tactic_eval_scores_and_closes_its_generator(monkeypatch, tmp_path, capsys):
+    closed: list[bool] = []
+
+    class Fixed:
+        async def generate(self, states, n):
+            return [[Suggestion("lia.", -0.1, 1), Suggestion("intros; lia", -0.5, 3)][:n] for _ in states]
+
+        async def aclose(self) -> None:
+            closed.append(True)
+
+    monkeypatch.setattr(wiring, "make_generator", lambda *args, **kwargs: Fixed())
+    out = tmp_path / "tp"
+    assert main(["eval", "--env", "coq", "--tactics", str(STEPS), "--top-k", "2", "--out", str(out)]) == 0
+    summary = json.loads((out / "tactic_summary.json").read_text())
+    steps = len(STEPS.read_text().splitlines())
+    assert summary["steps"] == steps and 0 < summary["top2"] <= 1
+    assert closed == [True]  # a model generator's client or engine is released
+    capsys.readouterr()
