@@ -272,6 +272,7 @@ class LeanDojoEnv:
         self._repos: dict[tuple[str, str], Any] = {}
         self._declarations: dict[LeanDojoTheorem, str | None] = {}
         self._executor: ThreadPoolExecutor | None = None
+        self._opening: set[_Session] = set()
         self._setup_lock = asyncio.Lock()
 
     @property
@@ -399,7 +400,8 @@ class LeanDojoEnv:
     async def _evict(self, keep: _Session) -> None:
         """Close least recently used idle Dojos until a new one fits in `processes`."""
         open_ = [s for s in self._sessions.values() if s.dojo is not None and s is not keep]
-        excess = len(open_) + 1 - self.config.processes
+        opening = len(self._opening - {keep})  # Dojos being opened count as open
+        excess = len(open_) + opening + 1 - self.config.processes
         for s in open_:
             if excess <= 0:
                 break
@@ -418,8 +420,12 @@ class LeanDojoEnv:
     async def _open_dojo(self, session: _Session) -> Any:
         """The session's root state in a live Dojo (opening one if needed)."""
         if session.dojo is None:
-            await self._evict(session)
-            session.dojo, root = await self._call(self._enter, session.target)
+            self._opening.add(session)
+            try:
+                await self._evict(session)
+                session.dojo, root = await self._call(self._enter, session.target)
+            finally:
+                self._opening.discard(session)
             session.states = {(): root}
         return session.states[()]
 

@@ -341,3 +341,18 @@ def test_leandojo_chdir_windows_are_serialized(lean: FakeLean, tmp_path: Path) -
     for t in threads:
         t.join()
     assert seen == [True] * 4 and Path.cwd() == origin
+
+
+async def test_dojos_being_opened_count_against_processes(lean: FakeLean, traced_repo: Traced) -> None:
+    env = LeanDojoEnv(LeanDojoConfig(processes=2))
+    try:
+        first = [theorem(traced_repo), theorem(traced_repo, "Demo.and_swap", (13, 1))]
+        for t in first:
+            await env.start(t)
+        # two new theorems open at once: each must make room, though neither Dojo exists yet
+        second = [theorem(traced_repo, "Demo.add_zero'", (10, 1)), replace(first[0], start=(5, 1), end=(8, 6))]
+        await asyncio.gather(*(env.start(t) for t in second))
+        opened = lean.count("open") - lean.count("close")
+        assert opened == 2, lean.events
+    finally:
+        await env.close()
