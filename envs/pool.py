@@ -29,9 +29,10 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import AsyncIterator
+import sys
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from envs.process import ChildProcess, MemoryCapExceeded, ProcessDied
 from envs.types import (
@@ -77,6 +78,15 @@ class Slot:
 
 
 S = TypeVar("S", bound=Slot)
+T = TypeVar("T")
+
+
+async def within(seconds: float, coro: Coroutine[Any, Any, T]) -> T:
+    """`await coro`, raising `asyncio.TimeoutError` after `seconds` (no extra task on 3.11+)."""
+    if sys.version_info >= (3, 11):
+        async with asyncio.timeout(seconds):
+            return await coro
+    return await asyncio.wait_for(coro, seconds)
 
 
 class ProcessPool(Generic[S]):
@@ -204,7 +214,7 @@ class ProcessPool(Generic[S]):
                     # from here on the generation is fixed: a death midway raises, never restarts
                     await self._ensure_process(slot)
                     await self._prepare(slot, handle)
-                    result = await asyncio.wait_for(self._step(slot, handle, tactic, timeout), timeout + self.grace)
+                    result = await within(timeout + self.grace, self._step(slot, handle, tactic, timeout))
                     self._in_a_row = 0
                     if isinstance(result, Progress) and result.state.handle.slot != slot.index:
                         made = dataclasses.replace(result.state.handle, slot=slot.index)
