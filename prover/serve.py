@@ -150,14 +150,16 @@ def build_app(
     *,
     max_batch: int = 16,
     max_queue: int = 64,
-    max_wait: float = 0.0,
+    max_wait: float = 0.02,
 ) -> Any:
     """The aiohttp application. Serve it with `handler_cancellation=True` so a client that goes
-    away cancels its handler (and so its waiting request)."""
+    away cancels its handler (and so its waiting request). A lone editor's request goes to the
+    model at once; when several editors are active, a free model waits up to `max_wait` seconds
+    to regroup them (adaptive batching)."""
     from aiohttp import web
 
     batcher: Batcher[SuggestRequest, list[Suggestion]] = Batcher(
-        suggester.suggest_many, max_batch=max_batch, max_wait=max_wait, max_pending=max_queue
+        suggester.suggest_many, max_batch=max_batch, max_wait=max_wait, max_pending=max_queue, adaptive=True
     )
 
     def error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
@@ -229,7 +231,8 @@ def listen(host: str, ports: Sequence[int]) -> list[socket.socket]:
     return sockets
 
 
-async def _serve(app: Any, sockets: list[socket.socket], on_ready: Callable[[], None]) -> None:
+async def run_server(app: Any, sockets: list[socket.socket], on_ready: Callable[[], None]) -> None:
+    """Serve `app` on the bound `sockets` until SIGINT or SIGTERM; `on_ready` runs once all listen."""
     from aiohttp import web
 
     runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
@@ -292,7 +295,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
                 print(f"serving tactic suggestions on http://{where} (llmstep and Lean Copilot)", flush=True)
 
-        asyncio.run(_serve(app, sockets, ready))
+        asyncio.run(run_server(app, sockets, ready))
     finally:
         for sock in sockets:
             sock.close()

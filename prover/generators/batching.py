@@ -12,6 +12,8 @@ live requests reach the backend. With `max_pending`, a full queue refuses new wo
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -39,7 +41,11 @@ class Batcher(Generic[T, R]):
 
     `max_wait` is how long the first waiting request holds the call open for others; 0 sends
     what has arrived by the next turn of the event loop (requests that arrive while a call runs
-    still go together in the next one).
+    still go together in the next one). `adaptive` is for callers that wait for their answer
+    before asking again (editors): a lone caller is sent at once; after calls that served
+    several, a free backend waits while callers keep coming back (a short quiet gap ends the
+    wait), so callers that return at slightly different times go together again instead of
+    splitting into groups that take turns with the backend.
     """
 
     def __init__(
@@ -48,11 +54,15 @@ class Batcher(Generic[T, R]):
         max_batch: int = 32,
         max_wait: float = 0.005,
         max_pending: int | None = None,
+        adaptive: bool = False,
     ) -> None:
         self.call = call
         self.max_batch = max_batch
         self.max_wait = max_wait
         self.max_pending = max_pending
+        self.adaptive = adaptive
+        self._recent: deque[int] = deque(maxlen=8)  # items per call, latest calls
+        self._durations: deque[float] = deque(maxlen=8)  # seconds per call, latest calls
         self._queue: list[_Request[T, R]] = []
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
@@ -87,7 +97,9 @@ class Batcher(Generic[T, R]):
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
-            if self.max_wait > 0:
+            if self.adaptive:
+                await self._gather_returning_callers(loop)
+            elif self.max_wait > 0:
                 deadline = loop.time() + self.max_wait
                 while self.pending < self.max_batch:
                     remaining = deadline - loop.time()
@@ -110,14 +122,39 @@ class Batcher(Generic[T, R]):
                     chunk.append(r)
                 await self._send(chunk, n)
 
+    async def _gather_returning_callers(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Adaptive mode: after calls that served several callers, wait while they keep coming back
+        (until none arrives for a tenth of a call; at most a quarter of a call, or `max_wait`)."""
+        assert self._wakeup is not None
+        if max(self._recent, default=1) <= 1:
+            await asyncio.sleep(0)  # one caller at a time: nobody to wait for
+            return
+        call = max(self._durations, default=0.0)
+        deadline = loop.time() + max(self.max_wait, 0.25 * call)
+        quiet = max(self.max_wait / 4, 0.1 * call)
+        while self.pending < self.max_batch:
+            remaining = min(deadline - loop.time(), quiet)
+            if remaining <= 0:
+                break
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), remaining)
+                self._wakeup.clear()
+            except asyncio.TimeoutError:
+                break
+        if self.pending <= 1:  # nobody came back: stop waiting for them
+            self._recent.clear()
+
     async def _send(self, group: list[_Request[T, R]], n: int) -> None:
         group = [r for r in group if not r.future.done()]  # cancelled while an earlier chunk ran
         if not group:
             return
         items = [s for r in group for s in r.items]
+        self._recent.append(len(items))
         try:
             self.backend_calls += 1
+            started = time.monotonic()
             results = await self.call(items, n)
+            self._durations.append(time.monotonic() - started)
         except Exception as exc:  # every caller learns of the failure
             for r in group:
                 if not r.future.done():

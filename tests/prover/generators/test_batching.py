@@ -112,3 +112,41 @@ async def test_zero_wait_sends_what_arrived_while_the_backend_was_busy_as_one_ca
     assert await first == ["alone"] and rest == [[i] for i in range(16)]
     assert sizes == [16, 1, 16]
     await batcher.aclose()
+
+
+async def test_adaptive_batching_sends_a_lone_caller_at_once_and_regroups_returning_callers():
+    import random
+    import time
+
+    sizes: list[int] = []
+
+    async def call(items, n):
+        sizes.append(len(items))
+        await asyncio.sleep(0.1)
+        return list(items)
+
+    batcher = Batcher(call, max_batch=64, max_wait=5.0, adaptive=True)
+    started = time.monotonic()
+    assert await batcher.submit(["alone"], 1) == ["alone"]
+    assert time.monotonic() - started < 1.0  # no waiting for callers that never were
+
+    batcher = Batcher(call, max_batch=64, max_wait=0.001, adaptive=True)
+    sizes.clear()
+    rng = random.Random(0)
+
+    async def client(c: int) -> None:
+        if c:
+            await asyncio.sleep(0.01)  # the first editor's request goes alone, the others wait for it
+        for i in range(4):
+            assert await batcher.submit([(c, i)], 1) == [(c, i)]
+            await asyncio.sleep(rng.uniform(0, 0.004))  # editors come back at slightly different times
+
+    await asyncio.gather(*(client(c) for c in range(16)))
+    # without regrouping, the lone caller and the other 15 would take turns with the backend
+    assert sizes == [1, 15, 16, 16, 16], sizes
+
+    started = time.monotonic()
+    for i in range(3):  # one editor left: one regrouping wait at most, then straight through
+        await batcher.submit([i], 1)
+    assert time.monotonic() - started < 3 * 0.1 + 0.025 + 0.1
+    await batcher.aclose()
