@@ -28,7 +28,7 @@ from envs.types import Theorem
 from prover.cli import ProveConfig, UsageError, add_prove_options, minif2f_variant, resolve_prove_config
 from prover.datasets import load_jsonl_benchmark, load_minif2f
 from prover.options import GeneratorOptions, check_ranges, neutral_fields, opt, resolve, to_jsonable
-from prover.paths import check_input_file, prepare_output_dir
+from prover.paths import check_input_file, check_output_file, prepare_output_dir
 from prover.wiring import env_language
 from search.best_first import SearchResult
 
@@ -454,6 +454,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    if args.plot:
+        check_output_file(args.plot, "--plot")
     rows = []
     for run in args.runs:
         records = read_results(run / RESULTS)

@@ -223,3 +223,12 @@ def test_a_coq_cmd_that_is_not_coqidetop_fails_fast_and_clearly(capsys):
     code, _, err = run(capsys, "prove", "--env", "coq", "--statement", STATEMENT, "--coq-cmd", "cat")
     assert code == EXIT_USAGE and "`cat`" in err and "Init" in err and "Traceback" not in err
     assert time.monotonic() - started < 60  # it was 241 s
+
+
+def test_report_plot_path_is_checked(capsys, tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    record = {"theorem": "a", "attempt": 0, "status": "proved", "stop_reason": "proved", "wall_s": 1.0}
+    (run_dir / "results.jsonl").write_text(json.dumps(record) + "\n")
+    code, out, err = run(capsys, "report", str(run_dir), "--plot", str(tmp_path / "none" / "p.png"))
+    assert code == EXIT_USAGE and out == "" and "--plot" in err and "does not exist" in err
