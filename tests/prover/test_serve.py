@@ -352,3 +352,17 @@ def test_a_plain_http_client_gets_json_errors():
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_the_latency_benchmark_runs():
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.serve_latency", "--model-ms", "20", "--requests", "8"]
+        + ["--clients", "4", "--rounds", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = {line.split()[0]: line.split() for line in done.stdout.splitlines()[2:]}
+    assert set(rows) == {"ours", "direct"} and rows["direct"][-1] == "1"
