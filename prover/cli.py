@@ -34,7 +34,7 @@ from prover.options import (
     add_options,
     resolve,
 )
-from prover.paths import check_output_file, read_text_file
+from prover.paths import check_input_file, check_output_file, read_text_file
 from prover.wiring import env_language
 from search.best_first import Budget, SearchConfig, SearchProgress, SearchResult
 
@@ -89,12 +89,15 @@ def resolve_prove_config(args: argparse.Namespace) -> ProveConfig:
     if "file" in args and args.file is not None and "env" not in args and args.file.suffix in ENV_OF_SUFFIX:
         args.env = ENV_OF_SUFFIX[args.file.suffix]
     preset = PRESETS.get(getattr(args, "preset", None) or "", {})
-    return ProveConfig(
+    config = ProveConfig(
         theorem=resolve(TheoremOptions, args, preset),
         env=resolve(EnvOptions, args, preset),
         generator=resolve(GeneratorOptions, args, preset),
         search=resolve(SearchOptions, args, preset),
     )
+    if config.generator.tactics is not None:  # a tactic list, or (eval) recorded steps: text either way
+        check_input_file(config.generator.tactics, "--tactics")
+    return config
 
 
 def select_theorem(config: ProveConfig, name: str | None) -> Theorem:
@@ -134,9 +137,7 @@ def minif2f_variant(config: ProveConfig) -> str:
     if config.env.env == "coq":
         return "rocq"
     if config.env.env != "lean" or config.theorem.variant in ("isabelle", "rocq"):
-        raise UsageError(
-            "miniF2F theorems need --env lean with a Lean 4 --variant, --env coq (rocq) or --env isabelle"
-        )
+        raise UsageError("miniF2F theorems need --env lean with a Lean 4 --variant, --env coq (rocq) or --env isabelle")
     return config.theorem.variant
 
 

@@ -232,3 +232,10 @@ def test_report_plot_path_is_checked(capsys, tmp_path):
     (run_dir / "results.jsonl").write_text(json.dumps(record) + "\n")
     code, out, err = run(capsys, "report", str(run_dir), "--plot", str(tmp_path / "none" / "p.png"))
     assert code == EXIT_USAGE and out == "" and "--plot" in err and "does not exist" in err
+
+
+def test_binary_tactic_list_is_named(capsys, tmp_path):
+    binary = tmp_path / "tactics.txt"
+    binary.write_bytes(b"simp\n\xd0\xff\n")
+    code, _, err = run(capsys, "prove", "--env", "coq", "--statement", STATEMENT, "--tactics", str(binary))
+    assert code == EXIT_USAGE and f"--tactics {binary} is not a UTF-8 text file" in err
