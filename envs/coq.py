@@ -445,6 +445,8 @@ class CoqIde(ProcessPool[_Slot]):
     # ---- theorem roots and replays
 
     async def _root(self, slot: _Slot, theorem: Theorem, seconds: float | None) -> tuple[int, Goals | None]:
+        live = set(slot.chain)  # forget states that left the document, so `known` stays small
+        slot.known = {key: sid for key, sid in slot.known.items() if sid in live}
         sid = await self._header(slot, theorem.header, seconds)
         goals = None
         for sentence in [*split_sentences(theorem.statement), "Proof."]:
