@@ -54,6 +54,8 @@ class EvalOptions:
     )
     ray_workers: int = opt(2, "Ray workers (each with its own generator engine and proof-assistant pool)", at_least=1)
     batch_wait_ms: float = opt(5.0, "how long the shared generator gathers requests into one batch", at_least=0)
+    top_k: int = opt(8, "tactic prediction: k for top-k exact match", at_least=1)
+    check: bool = opt(False, "tactic prediction: run each suggestion in the proof assistant (steps need `theorem`)")
 
     def __post_init__(self) -> None:
         check_ranges(self)
@@ -437,17 +439,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from prover.leandojo_benchmark import leandojo_tactic_steps
         from prover.tactic_eval import run_tactic_eval
 
-        if args.check and config.env.env != "leandojo":
+        if options.check and config.env.env != "leandojo":
             raise UsageError("--traced-tactics --check runs the steps in LeanDojo: add --env leandojo")
         folder, traced = leandojo_tactic_steps(config.theorem, options.names, options.limit)
-        return run_tactic_eval(config, folder, options, args.top_k, args.check, steps=traced)
+        return run_tactic_eval(config, folder, options, options.top_k, options.check, steps=traced)
     if config.generator.tactics is not None and config.generator.tactics.suffix == ".jsonl":
         from prover.tactic_eval import run_tactic_eval
 
         steps = config.generator.tactics
         # here --tactics names recorded steps, not an automation list
         config = replace(config, generator=replace(config.generator, tactics=None))
-        return run_tactic_eval(config, steps, options, args.top_k, args.check)
+        return run_tactic_eval(config, steps, options, options.top_k, options.check)
     summary = evaluate(config, options, show_progress=True)
     print(summary_table(summary, f"run {options.out}"))
     return 0
@@ -531,12 +533,6 @@ def add_options_eval(p: argparse.ArgumentParser) -> None:
     from prover.options import add_options
 
     add_options(p, EvalOptions, "evaluation")
-    p.add_argument("--top-k", type=int, default=8, help="tactic prediction: k for top-k exact match (default: 8)")
-    p.add_argument(
-        "--check",
-        action="store_true",
-        help="tactic prediction: run each suggestion in the proof assistant (steps need `theorem`)",
-    )
     p.add_argument(
         "--traced-tactics",
         action="store_true",

@@ -133,7 +133,8 @@ def run_tactic_eval(
     previous: list[dict[str, Any]] = []
     if out is not None:
         prepare_output_dir(out, "--out")
-        resolved = {**to_jsonable(config), "steps": str(path), "top_k": k, "check": check}
+        eval_options = {name: v for name, v in to_jsonable(options).items() if name != "out"}  # the EvalOptions
+        resolved = {**to_jsonable(config), "eval": eval_options, "steps": str(path), "top_k": k, "check": check}
         (out / "tactic_config.json").write_text(json.dumps(resolved, indent=2, ensure_ascii=False) + "\n")
         if (out / "tactic_results.jsonl").exists():
             previous = read_jsonl(out / "tactic_results.jsonl")

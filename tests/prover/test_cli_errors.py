@@ -57,7 +57,14 @@ def test_prove_refuses_nonsense_numbers(capsys, flag, value):
 
 @pytest.mark.parametrize(
     ("flag", "value"),
-    [("--limit", "-1"), ("--limit", "0"), ("--concurrency", "0"), ("--attempts", "0"), ("--ray-workers", "0")],
+    [
+        ("--limit", "-1"),
+        ("--limit", "0"),
+        ("--concurrency", "0"),
+        ("--attempts", "0"),
+        ("--ray-workers", "0"),
+        ("--top-k", "0"),
+    ],
 )
 def test_eval_refuses_nonsense_numbers(capsys, tmp_path, flag, value):
     out_dir = tmp_path / "run"

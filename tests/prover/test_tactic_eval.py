@@ -30,3 +30,17 @@ def test_tactic_eval_scores_and_closes_its_generator(monkeypatch, tmp_path, caps
     assert summary["steps"] == steps and 0 < summary["top2"] <= 1
     assert closed == [True]  # a model generator's client or engine is released
     capsys.readouterr()
+
+
+def test_top_k_and_check_reach_the_resolved_config(monkeypatch, tmp_path, capsys):
+    class Fixed:
+        async def generate(self, states, n):
+            return [[Suggestion("lia.", -0.1, 1)] for _ in states]
+
+    monkeypatch.setattr(wiring, "make_generator", lambda *args, **kwargs: Fixed())
+    out = tmp_path / "tp"
+    assert main(["eval", "--env", "coq", "--tactics", str(STEPS), "--top-k", "3", "--out", str(out)]) == 0
+    resolved = json.loads((out / "tactic_config.json").read_text())
+    assert resolved["top_k"] == 3 and resolved["check"] is False
+    assert resolved["eval"]["top_k"] == 3
+    capsys.readouterr()
