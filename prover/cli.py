@@ -84,7 +84,9 @@ def resolve_prove_config(args: argparse.Namespace) -> ProveConfig:
     """Options from defaults < preset < flags; `prover prove X.v` means `--file X.v`, and a file's
     suffix picks `--env` unless it is given."""
     name = getattr(args, "name", None)
-    if name and "file" not in args and Path(name).suffix in ENV_OF_SUFFIX and Path(name).is_file():
+    if name and "file" not in args and Path(name).suffix in ENV_OF_SUFFIX:
+        if not Path(name).is_file():
+            raise UsageError(f"{name}: no such file (a theorem NAME has no {Path(name).suffix} suffix)")
         args.file, args.name = Path(name), None
     if "file" in args and args.file is not None and "env" not in args and args.file.suffix in ENV_OF_SUFFIX:
         args.env = ENV_OF_SUFFIX[args.file.suffix]

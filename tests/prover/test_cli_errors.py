@@ -246,3 +246,9 @@ def test_binary_tactic_list_is_named(capsys, tmp_path):
     binary.write_bytes(b"simp\n\xd0\xff\n")
     code, _, err = run(capsys, "prove", "--env", "coq", "--statement", STATEMENT, "--tactics", str(binary))
     assert code == EXIT_USAGE and f"--tactics {binary} is not a UTF-8 text file" in err
+
+
+def test_a_missing_file_argument_is_not_looked_up_as_a_theorem_name(capsys, tmp_path):
+    missing = tmp_path / "Nope.v"
+    code, _, err = run(capsys, "prove", str(missing))
+    assert code == EXIT_USAGE and f"{missing}: no such file" in err
