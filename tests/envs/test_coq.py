@@ -289,6 +289,11 @@ CASES = [
     (ADD, ["induction n", "- reflexivity", "- simpl", "rewrite IHn", "reflexivity"], True),
     (ADD, ["exact foo"], False),
     (ADD, ['idtac "a. b"', "intros; lia"], True),  # a string: the coqc path
+    (ADD, ["induction n", "{ reflexivity }", "{ simpl; rewrite IHn; reflexivity }"], False),  # `}` mid-sentence
+    (ADD, ["induction n", "{", "reflexivity", "}", "simpl; rewrite IHn; reflexivity"], True),
+    (ADD, ["intros n", "induction n", "all: simpl; auto"], True),
+    (ADD, ["intros n", "2: lia"], False),  # no second goal
+    (ADD, ["intros n", "lia ", "  "], False),  # an empty step is an empty sentence
     (CLASSICAL, ["intros P", "apply classic"], True),
     (CLASSICAL, ["intros P", "left", "auto"], False),
     (ADMITTED, ["exact cheat"], False),  # an Admitted lemma is an axiom of the file
