@@ -238,7 +238,7 @@ class _Collector:
     (`gc.freeze`), so each later collection examines only what is newer; reference counting still
     frees trees and states. When a search ends everything is unfrozen: the last one restores the
     collector as it was; otherwise one full collection frees what was frozen and is now garbage.
-    A process that froze objects itself is left alone.
+    A process that froze objects itself is left alone; `COLLECTOR.every = 0` turns this off.
     """
 
     every = 4096
@@ -250,7 +250,7 @@ class _Collector:
 
     def enter(self) -> None:
         if self.searches == 0:
-            self.active = gc.isenabled() and gc.get_freeze_count() == 0
+            self.active = self.every > 0 and gc.isenabled() and gc.get_freeze_count() == 0
             self.pending = self.every  # the first freeze takes what the process already holds (modules, models)
         self.searches += 1
         self.grew(0)
@@ -283,7 +283,7 @@ class _Collector:
             self.leave()
 
 
-_COLLECTOR = _Collector()
+COLLECTOR = _Collector()
 
 
 async def best_first_search(
@@ -300,7 +300,7 @@ async def best_first_search(
     candidate order; their outcomes enter the tree in candidate order. Once a proof is verified no
     new candidate starts (those in flight finish within their timeout and are recorded).
     """
-    with metered() as usage, _COLLECTOR.searching():
+    with metered() as usage, COLLECTOR.searching():
         return await _search(env, generator, theorem, budget, config, on_progress, usage)
 
 
@@ -457,7 +457,7 @@ async def _search(
                 # only a node whose every candidate ran can fail; an interrupted one stays open
                 tree.mark_expanded(node)
             tree.propagate(node)
-        _COLLECTOR.grew(i)
+        COLLECTOR.grew(i)
 
     stop_reason = ""
     ready: tuple[list[Node], list[list[Suggestion]]] | None = None  # generated, not yet checked

@@ -389,7 +389,7 @@ async def test_survivors_are_frozen_during_searches_and_released_when_one_ends(m
 
     from search import best_first
 
-    monkeypatch.setattr(best_first._COLLECTOR, "every", 1)  # freeze after every expansion
+    monkeypatch.setattr(best_first.COLLECTOR, "every", 1)  # freeze after every expansion
     assert gc.get_freeze_count() == 0
 
     class Cycle:
