@@ -16,7 +16,10 @@ over all measured repetitions, and their ratios. Needs Coq.
 `--interrupts` also times how a slow tactic is stopped: Coq's `Timeout` wrapper (the backend's
 choice) vs. SIGINT to coqidetop (CoqIDE's interrupt), on `do 100000000 idtac` with a 1 s budget.
 
-    python -m benchmarks.coq_roundtrip [--repetitions 5] [--rounds 40] [--interrupts]
+`--verify N` times N verifications of one proof under a miniF2F-rocq-like header: the warm
+verifier (first call, then median) vs a fresh `coqc` each time.
+
+    python -m benchmarks.coq_roundtrip [--repetitions 5] [--rounds 40] [--interrupts] [--verify 6]
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import statistics
 import time
 from collections.abc import Sequence
 
-from envs.coq import CoqIde
+from envs.coq import CoqConfig, CoqIde
 from envs.types import Failed, Progress, ProofState, Proved, Theorem
 
 CMD = ("coqidetop.opt", "-main-channel", "stdfds")
@@ -217,11 +220,29 @@ async def interrupts(trials: int) -> None:
         await raw.close()
 
 
+async def verifications(n: int) -> None:
+    header = "Require Import Arith Lia Reals Lra Psatz.\n"
+    theorem = Theorem("add_zero", "Theorem add_zero : forall n : nat, n + 0 = n.", header, "coq")
+    for warm in (True, False):
+        env = CoqIde(CoqConfig(warm_verifier=warm))
+        times = []
+        try:
+            for _ in range(n):
+                t = time.perf_counter()
+                assert (await env.verify(theorem, ["intros n", "lia"])).accepted
+                times.append(time.perf_counter() - t)
+        finally:
+            await env.close()
+        name = "warm verifier" if warm else "fresh coqc"
+        print(f"{name:<14} first {times[0]:6.3f} s  then median {statistics.median(times[1:]):6.3f} s  ({n} calls)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repetitions", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=40, help="workload cycles per repetition (7 tactics each)")
     ap.add_argument("--interrupts", action="store_true", help="also time Timeout vs SIGINT on a slow tactic")
+    ap.add_argument("--verify", type=int, default=0, help="also time N verifications, warm vs coqc")
     args = ap.parse_args()
     ours, raw, per_rep = asyncio.run(measure(args.repetitions, args.rounds))
     for name, xs in (("direct", raw), ("backend", ours)):
@@ -233,6 +254,8 @@ def main() -> None:
     )
     if args.interrupts:
         asyncio.run(interrupts(3))
+    if args.verify > 1:
+        asyncio.run(verifications(args.verify))
 
 
 if __name__ == "__main__":
