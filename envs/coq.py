@@ -682,7 +682,7 @@ class CoqIde(ProcessPool[_Slot]):
                 verdicts[i] = Verdict(False, reason="the proof is not closed (no Qed)")
             elif block.closing.startswith("Abort"):  # an Admitted one is audited: it is its own axiom
                 verdicts[i] = Verdict(False, reason="the proof ends with Abort")
-        while True:
+        for _ in range(2 * len(theorems) + 2):  # each round settles a theorem or cuts the text shorter
             source = _admit(text, [theorems[i] for i in verdicts if theorems[i].closing is not None])
             ran = await self._coqc(source)
             if ran is None:
@@ -706,6 +706,9 @@ class CoqIde(ProcessPool[_Slot]):
             text = text[: _line_offset(text, line)] if line > 0 else ""
             if all(i in verdicts for i in range(len(theorems))):
                 break
+        else:
+            for i in range(len(theorems)):
+                verdicts.setdefault(i, Verdict(False, reason="coqc kept rejecting the file"))
         todo = [i for i in range(len(theorems)) if i not in verdicts]
         if todo:
             source = _admit(text, [theorems[i] for i in verdicts if theorems[i].closing is not None])
@@ -774,7 +777,9 @@ def _line_offset(text: str, line: int) -> int:
     """Offset of the start of 1-based `line`."""
     offset = 0
     for _ in range(line - 1):
-        offset = text.index("\n", offset) + 1
+        offset = text.find("\n", offset) + 1
+        if offset == 0:
+            return len(text)
     return offset
 
 

@@ -395,3 +395,21 @@ def test_print_assumptions_and_locate_parsing():
     assert parse_assumptions("Closed under the global context\n") == []
     located = ["Constant Coq.Logic.Classical_Prop.classic", "Constant Top.classic (shorter name ...)"]
     assert parse_locate(located) == "Coq.Logic.Classical_Prop.classic"
+
+
+async def test_check_file_stops_at_an_error_outside_theorems(coq):
+    text = (
+        "Theorem first : 1 = 1.\nProof. reflexivity. Qed.\n"
+        "Definition broken := undefined_name.\n"
+        "Theorem second : 2 = 2.\nProof. reflexivity. Qed.\n"
+        "Theorem bad_statement : undefined_too = 1.\nProof. reflexivity. Qed.\n"
+    )
+    checks = {c.name: c.verdict for c in await coq.check_file(text)}
+    assert checks["first"].accepted
+    assert not checks["second"].accepted and checks["second"].reason == "the file fails at line 3"
+    assert not checks["bad_statement"].accepted
+    only_statement = (
+        "Theorem ok : 1 = 1.\nProof. reflexivity. Qed.\nTheorem nope : nope = 1.\nProof. reflexivity. Qed.\n"
+    )
+    checks = {c.name: c.verdict for c in await coq.check_file(only_statement)}
+    assert checks["ok"].accepted and not checks["nope"].accepted
