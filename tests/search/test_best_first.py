@@ -424,3 +424,30 @@ async def test_survivors_are_frozen_during_searches_and_released_when_one_ends(m
     assert len(fast_gen.cycles) == 12 and all(ref() is None for ref in fast_gen.cycles[:-1])
     assert (await slow).status == "proved"
     assert gc.get_freeze_count() == 0  # the last search released everything
+
+
+async def test_pipeline_with_parallel_candidates_keeps_the_tree_consistent():
+    graph = {"root": {f"t{i}": f"a{i}" for i in range(4)}} | {f"a{i}": {"u": f"b{i}"} for i in range(4)}
+    graph["b2"] = {"qed": QED}
+    env = ScriptedEnv(graph, size=3, delay=0.01)
+    gen = SlowGenerator({"root": [(f"t{i}", -0.1 * i) for i in range(4)]}, [("u", -0.5), ("qed", -0.1)], 0.005)
+    result = await search(env, gen, config=SearchConfig(samples=4, batch=2, pipeline=True))
+    assert result.status == "proved" and result.proof == ["t2", "u", "qed"]
+    assert env.peak <= 3
+
+
+async def test_collector_knob_zero_leaves_the_collector_alone(monkeypatch) -> None:
+    import gc
+
+    from search import best_first
+
+    monkeypatch.setattr(best_first.COLLECTOR, "every", 0)
+    counts: list[int] = []
+
+    class Watching(FixedGenerator):
+        async def generate(self, states, n):
+            counts.append(gc.get_freeze_count())
+            return await super().generate(states, n)
+
+    await search(ScriptedEnv({"root": {"a": QED}}), Watching({"root": [("a", 0.0)]}))
+    assert counts == [0]
