@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from envs.pool import Handle, ProcessPool, Slot
-from envs.process import ProcessDied
+from envs.process import ProcessDied, capped, listening_pid
 from envs.tactic_guard import TacticPolicy, check_isabelle_tactic
 from envs.types import (
     EnvSetupError,
@@ -156,6 +156,9 @@ class IsabelleConfig:
     max_restarts: int = 20
     start_timeout: float = 600.0
     policy: TacticPolicy = field(default_factory=TacticPolicy)
+    # a local PISA server's memory (with its Isabelle) is sampled while a step runs; past the cap
+    # the step fails and the session is re-initialised (the server is not ours to kill)
+    memory_limit_mb: int | None = None
 
 
 class _Slot(Slot):
@@ -166,6 +169,7 @@ class _Slot(Slot):
         self.header: str | None = None  # the theory context the session has open
         self.counter = 0
         self.known: dict[tuple[Theorem, tuple[str, ...]], int] = {}
+        self.server_pid: int | None = None  # the local PISA server, found by its port
 
     def reset(self) -> None:
         self.header = None
@@ -236,8 +240,22 @@ class PisaIsabelle(ProcessPool[_Slot]):
         """(new state id, answer text) of running `step` on the state named `old`."""
         session = await self._ensure_process(slot)
         ref = slot.new_name()
-        answer = await session.command(f"{SEP} {old} {SEP} {step} {SEP} {_name(ref)}", timeout)
-        return ref, answer
+        request = session.command(f"{SEP} {old} {SEP} {step} {SEP} {_name(ref)}", timeout)
+        pid = self._server_pid(slot)
+        if pid is None or self.config.memory_limit_mb is None:
+            return ref, await request
+        return ref, await capped(request, pid, self.config.memory_limit_mb, f"the PISA server on port {slot.port}")
+
+    def _server_pid(self, slot: _Slot) -> int | None:
+        if self.config.memory_limit_mb is None or self.config.host not in ("localhost", "127.0.0.1", "::1"):
+            return None
+        import psutil
+
+        if slot.server_pid is None or not psutil.pid_exists(slot.server_pid):
+            slot.server_pid = listening_pid(slot.port)
+            if slot.server_pid is None:
+                log.warning("no local process listens on port %d: its memory is not capped", slot.port)
+        return slot.server_pid
 
     async def _open(self, slot: _Slot, theorem: Theorem) -> tuple[int, tuple[str, ...]]:
         await self._open_context(slot, theorem.header)

@@ -21,8 +21,9 @@ import os
 import shutil
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 from envs.types import EnvError, EnvSetupError
 
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 STREAM_LIMIT = 1 << 26  # one REPL answer may be a long pretty-printed JSON line
 
 
+T = TypeVar("T")
 MEMORY_POLL_S = 0.2  # how often a capped process's RSS is sampled
 _PR_SET_PDEATHSIG = 1
 
@@ -186,18 +188,7 @@ class ChildProcess:
         """Resident memory of the process and all its descendants."""
         if self.proc is None or not self.alive:
             return 0
-        import psutil
-
-        try:
-            root = psutil.Process(self.proc.pid)
-            procs = [root, *root.children(recursive=True)]
-        except psutil.Error:
-            return 0
-        total = 0
-        for p in procs:
-            with contextlib.suppress(psutil.Error):
-                total += p.memory_info().rss
-        return total
+        return tree_rss(self.proc.pid)
 
     async def kill(self) -> None:
         proc, self.proc = self.proc, None
@@ -243,6 +234,52 @@ class ChildProcess:
         if transport is not None:
             with contextlib.suppress(Exception):
                 transport.close()
+
+
+def tree_rss(pid: int) -> int:
+    """Resident memory of process `pid` and all its descendants (0 if it is gone)."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    total = 0
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            total += p.memory_info().rss
+    return total
+
+
+def listening_pid(port: int) -> int | None:
+    """The local process listening on TCP `port`, if we may see it."""
+    import psutil
+
+    with contextlib.suppress(psutil.Error, OSError):
+        for conn in psutil.net_connections(kind="tcp"):
+            if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid:
+                return int(conn.pid)
+    return None
+
+
+async def capped(coro: Coroutine[Any, Any, T], pid: int, limit_mb: int, what: str) -> T:
+    """`await coro` while sampling the RSS of `pid`'s tree; past `limit_mb`, cancel it and raise
+    `MemoryCapExceeded` (for a process we did not start and cannot kill, e.g. a PISA server)."""
+    task = asyncio.ensure_future(coro)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=MEMORY_POLL_S)
+            if done:
+                return task.result()
+            rss = tree_rss(pid)
+            if rss > limit_mb << 20:
+                raise MemoryCapExceeded(f"{what} used {rss >> 20} MiB, over the {limit_mb} MiB cap")
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
 
 async def run_command(argv: Sequence[str], cwd: Path | None, timeout: float, setup_hint: str) -> tuple[int, str] | None:

@@ -44,6 +44,7 @@ def make_env(options: EnvOptions) -> ProofEnv:
             host=options.pisa_host,
             workdir=options.isabelle_workdir,
             policy=policy,
+            memory_limit_mb=options.memory_limit_mb,
         )
         if options.isabelle_path is not None:
             config = dataclasses.replace(config, isabelle_path=options.isabelle_path)

@@ -6,6 +6,7 @@ import json
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -228,5 +229,21 @@ async def test_a_state_of_one_server_runs_on_another(pisa, tmp_path):
         assert isinstance(again, Progress) and again.state.handle.slot != home.index
         assert usage.verify_s == 0
         assert (await env.verify(TWO, ["apply simp", "done"])).accepted
+    finally:
+        await env.close()
+
+
+async def test_memory_cap_on_a_local_pisa_server(pisa, tmp_path):
+    """The server's memory is sampled while the step runs: past the cap the step fails at once."""
+    env = make_env(pisa("--bloat-on", "apply (rule impI)"), tmp_path, memory_limit_mb=300)
+    try:
+        root = await env.start(TWO)
+        started = time.monotonic()
+        result = await env.run_tactic(root, "apply (rule impI)", 30)
+        assert isinstance(result, Failed) and "300 MiB cap" in result.message
+        assert time.monotonic() - started < 4  # the fake answers only after 5 s
+        assert env.restarts == 1
+        # the session was re-initialised and the state is replayed
+        assert isinstance(await env.run_tactic(root, "by presburger", 5), Proved)
     finally:
         await env.close()

@@ -8,7 +8,8 @@ hand-written encoding is checked against protobuf itself. Commands follow PISA's
 (answers the new state's text or `Step error: ...`), `<is finished>` (`true` at proof level 0).
 
 The script (JSON): `{"statements": {STATEMENT: STATE}, "steps": {STATE: {STEP: STATE}}}`;
-the empty state means the proof is finished. Test hooks: `--hang-on STEP`, `--log FILE`.
+the empty state means the proof is finished. Test hooks: `--hang-on STEP`, `--bloat-on STEP` (grows
+by 400 MB, then answers after 5 s, as a step that eats memory), `--log FILE`.
 """
 
 from __future__ import annotations
@@ -51,9 +52,11 @@ def pisa_messages() -> dict[str, type]:
 
 
 class FakeIsabelle:
-    def __init__(self, script: dict, hang_on: list[str], log: Path | None) -> None:
+    def __init__(self, script: dict, hang_on: list[str], log: Path | None, bloat_on: list[str] = ()) -> None:
         self.script = script
         self.hang_on = hang_on
+        self.bloat_on = list(bloat_on)
+        self.ballast: list[bytearray] = []
         self.log = log
         self.states: dict[str, str] = {}
         self.context: str | None = None
@@ -97,6 +100,10 @@ class FakeIsabelle:
                 return f"Didn't find top level state of given name: {old}"
             if step in self.hang_on:
                 time.sleep(3600)
+            if step in self.bloat_on:
+                self.ballast = [bytearray(b"x" * (1 << 20)) for _ in range(400)]  # touched, so resident
+                time.sleep(5)
+                self.ballast = []
             if old == "default":
                 state = self.run_text(step)
             else:
@@ -108,9 +115,9 @@ class FakeIsabelle:
         return f"Unknown error: unsupported command {text[:40]}"
 
 
-def serve(port: int, script: dict, hang_on: list[str], log: Path | None) -> grpc.Server:
+def serve(port: int, script: dict, hang_on: list[str], log: Path | None, bloat_on: list[str] = ()) -> grpc.Server:
     m = pisa_messages()
-    fake = FakeIsabelle(script, hang_on, log)
+    fake = FakeIsabelle(script, hang_on, log, bloat_on)
 
     def initialise(request, context):
         fake.record("InitialiseIsabelle", request.path)
@@ -157,9 +164,10 @@ def main() -> None:
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--script", type=Path, required=True)
     ap.add_argument("--hang-on", action="append", default=[])
+    ap.add_argument("--bloat-on", action="append", default=[])
     ap.add_argument("--log", type=Path)
     args = ap.parse_args()
-    server = serve(args.port, json.loads(args.script.read_text()), args.hang_on, args.log)
+    server = serve(args.port, json.loads(args.script.read_text()), args.hang_on, args.log, args.bloat_on)
     print("ready", flush=True)
     server.wait_for_termination()
 
