@@ -36,16 +36,38 @@ def _listen() -> socket.socket:
 
 
 def serve_ours(model_s: float, conn: Connection) -> None:
+    from aiohttp import web
+
     from prover.serve import build_app, run_server
     from search.best_first import Suggestion
 
+    last_call = [0.0]  # seconds the latest model call took (asyncio.sleep overshoots a little)
+    overheads: list[float] = []  # per llmstep request: time inside the server minus its model call
+
     class StandIn:
         async def suggest_many(self, requests: Sequence[Any], n: int) -> list[list[Suggestion]]:
+            started = time.perf_counter()
             await asyncio.sleep(model_s)
+            last_call[0] = time.perf_counter() - started
             return [[Suggestion(f"{r.prefix}simp{i}", -1.0 * i, 1) for i in range(n)] for r in requests]
+
+    @web.middleware
+    async def timing(request: web.Request, handler: Any) -> web.StreamResponse:
+        started = time.perf_counter()
+        response = await handler(request)
+        if request.path == "/":
+            overheads.append(time.perf_counter() - started - last_call[0])
+        return response  # type: ignore[no-any-return]
+
+    async def stats(request: web.Request) -> web.Response:
+        taken = overheads[:]
+        overheads.clear()
+        return web.json_response(taken)
 
     sock = _listen()
     app = build_app(StandIn(), 4, "stand-in", max_batch=64, max_queue=256)
+    app.middlewares.insert(0, timing)  # outermost: everything of ours is inside
+    app.router.add_get("/bench-stats", stats)
     asyncio.run(run_server(app, [sock], lambda: conn.send(sock.getsockname()[1])))
 
 
@@ -98,10 +120,14 @@ async def measure(url: str, clients: int, requests: int) -> tuple[list[float], f
     return latencies, len(latencies) / elapsed
 
 
+async def get(url: str) -> Any:
+    async with aiohttp.ClientSession() as session, session.get(url) as resp:
+        return await resp.json()
+
+
 async def model_calls(url: str) -> int:
     """Model calls our server has made so far (its /health)."""
-    async with aiohttp.ClientSession() as session, session.get(url + "health") as resp:
-        return int((await resp.json())["model_calls"])
+    return int((await get(url + "health"))["model_calls"])
 
 
 def p95(xs: list[float]) -> float:
@@ -127,14 +153,20 @@ def main() -> None:
         servers[name] = (proc, f"http://127.0.0.1:{parent.recv()}/")
     try:
         rows: dict[str, dict[str, list[float]]] = {
-            n: {"p50": [], "p95": [], "seq": [], "conc": [], "per_call": []} for n in servers
+            n: {"p50": [], "p95": [], "in50": [], "in95": [], "seq": [], "conc": [], "per_call": []} for n in servers
         }
         for _proc, url in servers.values():  # warm-up
             asyncio.run(measure(url, 2, 5))
         for _ in range(args.rounds):
             for name, (_, url) in servers.items():
+                if name == "ours":
+                    asyncio.run(get(url + "bench-stats"))
                 latencies, sequential = asyncio.run(measure(url, 1, args.requests))
                 overhead = [(x - model_s) * 1000 for x in latencies]
+                if name == "ours":
+                    inside = [x * 1000 for x in asyncio.run(get(url + "bench-stats"))]
+                    rows[name]["in50"].append(statistics.median(inside))
+                    rows[name]["in95"].append(p95(inside))
                 calls = asyncio.run(model_calls(url)) if name == "ours" else 0
                 latencies, concurrent = asyncio.run(measure(url, args.clients, max(2, args.requests // 8)))
                 if name == "ours":
@@ -144,14 +176,23 @@ def main() -> None:
                 rows[name]["seq"].append(sequential)
                 rows[name]["conc"].append(concurrent)
         print(f"model stand-in {args.model_ms:.0f} ms per call; medians over {args.rounds} alternating rounds")
+        print("overhead = latency - model time, at 1 client: as the client sees it | inside the server")
         clients = f"{args.clients} clients"
-        print(f"{'server':<8} {'overhead p50':>13} {'p95':>9} {'1 client':>10} {clients:>12} {'ratio':>7}  per call")
+        print(
+            f"{'server':<7} {'client p50':>10} {'p95':>8} {'server p50':>11} {'p95':>8} "
+            f"{'1 client':>9} {clients:>11} {'ratio':>6} {'per call':>8}"
+        )
         for name, r in rows.items():
             seq, conc = statistics.median(r["seq"]), statistics.median(r["conc"])
-            per_call = f"{statistics.median(r['per_call']):8.1f}" if r["per_call"] else "       1"
+            inside = (
+                f"{statistics.median(r['in50']):8.2f} ms {statistics.median(r['in95']):5.2f} ms"
+                if r["in50"]
+                else f"{'-':>11} {'-':>8}"
+            )
+            per_call = f"{statistics.median(r['per_call']):8.1f}" if r["per_call"] else f"{1:8d}"
             print(
-                f"{name:<8} {statistics.median(r['p50']):10.2f} ms {statistics.median(r['p95']):6.2f} ms "
-                f"{seq:7.1f}/s {conc:9.1f}/s {conc / seq:6.1f}x {per_call}"
+                f"{name:<7} {statistics.median(r['p50']):7.2f} ms {statistics.median(r['p95']):5.2f} ms {inside} "
+                f"{seq:7.1f}/s {conc:9.1f}/s {conc / seq:5.1f}x {per_call}"
             )
     finally:
         for proc, _ in servers.values():

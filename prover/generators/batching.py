@@ -18,8 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from envs.types import ProofState
-from search.best_first import Suggestion, TacticGenerator
+from envs.types import ProofState, Suggestion, SuggestRequest, TacticGenerator
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -124,13 +123,13 @@ class Batcher(Generic[T, R]):
 
     async def _gather_returning_callers(self, loop: asyncio.AbstractEventLoop) -> None:
         """Adaptive mode: after calls that served several callers, wait while they keep coming back
-        (until none arrives for a tenth of a call; at most a quarter of a call, or `max_wait`)."""
+        (until none arrives for a tenth of a call; at most half a call, or `max_wait`)."""
         assert self._wakeup is not None
         if max(self._recent, default=1) <= 1:
             await asyncio.sleep(0)  # one caller at a time: nobody to wait for
             return
         call = max(self._durations, default=0.0)
-        deadline = loop.time() + max(self.max_wait, 0.25 * call)
+        deadline = loop.time() + max(self.max_wait, 0.5 * call)
         quiet = max(self.max_wait / 4, 0.1 * call)
         while self.pending < self.max_batch:
             remaining = min(deadline - loop.time(), quiet)
@@ -201,13 +200,20 @@ class BatchingGenerator:
     async def generate(self, states: Sequence[ProofState], n: int) -> list[list[Suggestion]]:
         return await self._batcher.submit(states, n)
 
+    def load(self) -> None:
+        self.inner.load()
+
+    async def suggest_many(self, requests: Sequence[SuggestRequest], n: int) -> list[list[Suggestion]]:
+        return await self.inner.suggest_many(requests, n)
+
     def reseed(self, seed: int) -> None:
-        reseed = getattr(self.inner, "reseed", None)
-        if reseed is not None:
-            reseed(seed)
+        self.inner.reseed(seed)
+
+    async def close(self) -> None:
+        """Stop batching, then close the wrapped generator."""
+        await self._batcher.aclose()
+        await self.inner.close()
 
     async def aclose(self) -> None:
-        await self._batcher.aclose()
-        close = getattr(self.inner, "aclose", None)
-        if close is not None:
-            await close()
+        """Old name of `close`."""
+        await self.close()

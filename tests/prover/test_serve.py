@@ -364,5 +364,5 @@ def test_the_latency_benchmark_runs():
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
-    rows = {line.split()[0]: line.split() for line in done.stdout.splitlines()[2:]}
+    rows = {line.split()[0]: line.split() for line in done.stdout.splitlines()[3:]}
     assert set(rows) == {"ours", "direct"} and rows["direct"][-1] == "1"
