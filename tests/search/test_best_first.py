@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 import networkx as nx
 import pytest
 
-from envs.types import EnvError, Theorem
+from envs.types import EnvError, ProofState, Theorem
 from search.best_first import Budget, SearchConfig, Suggestion, best_first_search, length_normalized, sum_logprob
 from tests.fakes.scripted import QED, FixedGenerator, ScriptedEnv
 
@@ -396,16 +397,16 @@ async def test_survivors_are_frozen_during_searches_and_released_when_one_ends(m
         def __init__(self) -> None:
             self.me = self
 
-    class Watching(FixedGenerator):
+    class HoldingCycles(FixedGenerator):
         """Holds a cycle from one call to the next: alive when frozen, garbage afterwards."""
 
-        def __init__(self, table, default=()):
+        def __init__(self, table: dict, default: list | tuple = ()) -> None:
             super().__init__(table, default)
             self.frozen: list[int] = []
             self.cycles: list[weakref.ref] = []
             self.held: Cycle | None = None
 
-        async def generate(self, states, n):
+        async def generate(self, states: Sequence[ProofState], n: int) -> list[list[Suggestion]]:
             self.frozen.append(gc.get_freeze_count())
             self.held = Cycle()
             self.cycles.append(weakref.ref(self.held))
@@ -413,8 +414,8 @@ async def test_survivors_are_frozen_during_searches_and_released_when_one_ends(m
             return await super().generate(states, n)
 
     chain = {f"s{i}": {"step": f"s{i + 1}"} for i in range(10)} | {"root": {"step": "s0"}, "s10": {"qed": QED}}
-    fast_gen = Watching({"s10": [("qed", 0.0)]}, [("step", 0.0)])
-    slow_gen = Watching({"root": [("a", 0.0)], "A": [("b", 0.0)]})
+    fast_gen = HoldingCycles({"s10": [("qed", 0.0)]}, [("step", 0.0)])
+    slow_gen = HoldingCycles({"root": [("a", 0.0)], "A": [("b", 0.0)]})
     slow_env = ScriptedEnv({"root": {"a": "A"}, "A": {"b": QED}}, delay=0.5)
     slow = asyncio.ensure_future(best_first_search(slow_env, slow_gen, THM))
     assert (await best_first_search(ScriptedEnv(chain), fast_gen, THM)).status == "proved"
@@ -444,10 +445,10 @@ async def test_collector_knob_zero_leaves_the_collector_alone(monkeypatch) -> No
     monkeypatch.setattr(best_first.COLLECTOR, "every", 0)
     counts: list[int] = []
 
-    class Watching(FixedGenerator):
-        async def generate(self, states, n):
+    class CountingFreezes(FixedGenerator):
+        async def generate(self, states: Sequence[ProofState], n: int) -> list[list[Suggestion]]:
             counts.append(gc.get_freeze_count())
             return await super().generate(states, n)
 
-    await search(ScriptedEnv({"root": {"a": QED}}), Watching({"root": [("a", 0.0)]}))
+    await search(ScriptedEnv({"root": {"a": QED}}), CountingFreezes({"root": [("a", 0.0)]}))
     assert counts == [0]
