@@ -464,6 +464,10 @@ class CoqIde(ProcessPool[_Slot]):
             return 2
         return 1 if slot.knows((handle.theorem, ())) is not None else 0
 
+    async def _prepare(self, slot: _Slot, handle: Handle) -> None:
+        # importing a header (Reals: seconds) is starting a theorem, not a tactic: no tactic deadline
+        await asyncio.wait_for(self._header(slot, handle.theorem.header, None), self.config.start_timeout)
+
     async def _resolve(self, slot: _Slot, handle: Handle, deadline: float) -> int | str:
         """The state's id in this slot's document, replaying its path if needed; or why not."""
         if handle.slot == slot.index and handle.generation == slot.generation and slot.alive_sid(handle.ref):
