@@ -31,3 +31,9 @@ def test_coq_roundtrip_runs():
 def test_generator_batching_runs():
     out = run("benchmarks.generator_batching", "--searches", "3", "--requests", "1", "--samples", "2", "--tokens", "4")
     assert "batched / one at a time" in out
+
+
+@pytest.mark.usefixtures("coq_available")
+def test_parallel_candidates_runs():
+    out = run("benchmarks.parallel_candidates", "--processes", "2", "--rounds", "1", "--slow", "0.05")
+    assert "2 processes / 1 process: median" in out
