@@ -122,8 +122,9 @@ class Batcher(Generic[T, R]):
                 await self._send(chunk, n)
 
     async def _gather_returning_callers(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Adaptive mode: after calls that served several callers, wait while they keep coming back
-        (until none arrives for a tenth of a call; at most half a call, or `max_wait`)."""
+        """Adaptive mode: after calls that served several callers, wait while they keep coming back:
+        for the first (a client's round trip), then until none arrives for a tenth of a call; at
+        most half a call (or `max_wait`) in all."""
         assert self._wakeup is not None
         if max(self._recent, default=1) <= 1:
             await asyncio.sleep(0)  # one caller at a time: nobody to wait for
@@ -131,16 +132,20 @@ class Batcher(Generic[T, R]):
         call = max(self._durations, default=0.0)
         deadline = loop.time() + max(self.max_wait, 0.5 * call)
         quiet = max(self.max_wait / 4, 0.1 * call)
+        arrived = False
         while self.pending < self.max_batch:
-            remaining = min(deadline - loop.time(), quiet)
+            remaining = deadline - loop.time()
+            if arrived:
+                remaining = min(remaining, quiet)
             if remaining <= 0:
                 break
             try:
                 await asyncio.wait_for(self._wakeup.wait(), remaining)
                 self._wakeup.clear()
+                arrived = True
             except asyncio.TimeoutError:
                 break
-        if self.pending <= 1:  # nobody came back: stop waiting for them
+        if not arrived:  # nobody came back: stop waiting for them
             self._recent.clear()
 
     async def _send(self, group: list[_Request[T, R]], n: int) -> None:
