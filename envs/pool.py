@@ -119,7 +119,9 @@ class ProcessPool(Generic[S]):
         raise NotImplementedError
 
     async def _step(self, slot: S, handle: Handle, tactic: str, timeout: float) -> TacticResult:
-        """Run `tactic` from `handle`'s state (replaying its path if needed)."""
+        """Run `tactic` from `handle`'s state on `slot`, which need not be `handle.slot`: trust
+        `handle.ref` only if `handle.slot == slot.index and handle.generation == slot.generation`,
+        else replay `handle.path` here. Never restarts the process (raise `ProcessDied` instead)."""
         raise NotImplementedError
 
     async def _ensure_process(self, slot: S) -> object:
