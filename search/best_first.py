@@ -378,18 +378,29 @@ async def _search(
         counts.expansions += len(batch)
         return suggestions
 
+    verifying = [0]  # closed proofs being re-checked; no candidate starts meanwhile
+    may_launch = asyncio.Event()
+    may_launch.set()
+
     async def verify(node: Node, tactic: str) -> Verdict | None:
         """Re-check a closed proof, one at a time; None when another proof was accepted meanwhile."""
-        async with verify_lock:
-            if found:
-                return None
-            proof = [e.tactic for e in tree.path_to(node)] + [tactic]
-            with clock.verify:
-                verdict = await env.verify(theorem, proof)
-            verdicts.append(verdict)
-            if verdict.accepted:
-                found.extend(proof)
-            return verdict
+        verifying[0] += 1
+        may_launch.clear()
+        try:
+            async with verify_lock:
+                if found:
+                    return None
+                proof = [e.tactic for e in tree.path_to(node)] + [tactic]
+                with clock.verify:
+                    verdict = await env.verify(theorem, proof)
+                verdicts.append(verdict)
+                if verdict.accepted:
+                    found.extend(proof)
+                return verdict
+        finally:
+            verifying[0] -= 1
+            if verifying[0] == 0:
+                may_launch.set()
 
     async def check(jobs: list[tuple[Node, Suggestion]]) -> _Checks:
         """Run the jobs at most `width` at a time, taking them in order; stop taking once proved."""
@@ -397,8 +408,13 @@ async def _search(
         order = iter(range(len(jobs)))  # shared: each job is taken by exactly one worker
 
         async def worker() -> None:
-            for i in order:
+            while True:
+                # a closed proof under re-check will most likely end the search: start nothing until it is judged
+                await may_launch.wait()
                 if found or checks.error is not None or too_many_restarts():
+                    return
+                i = next(order, -1)
+                if i < 0:
                     return
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:

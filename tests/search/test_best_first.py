@@ -452,3 +452,18 @@ async def test_collector_knob_zero_leaves_the_collector_alone(monkeypatch) -> No
 
     await search(ScriptedEnv({"root": {"a": QED}}), CountingFreezes({"root": [("a", 0.0)]}))
     assert counts == [0]
+
+
+async def test_no_candidate_starts_while_a_closed_proof_is_re_checked():
+    others = [(t, 0.0) for t in "abcde"]
+    env = ScriptedEnv({"root": {"p": QED}}, size=2, delay=0.05, delays={"p": 0.01}, verify_delay=0.2)
+    result = await search(env, FixedGenerator({"root": [("p", 0.0), *others]}), config=SearchConfig(samples=6))
+    assert result.proof == ["p"] and env.launched == ["p", "a"]  # `a` was already running; it finished
+
+
+async def test_a_rejected_proof_lets_the_other_candidates_start_again():
+    others = [(t, 0.0) for t in "abcde"]
+    env = ScriptedEnv({"root": {"p": QED}}, size=2, delay=0.05, delays={"p": 0.01}, verify_delay=0.1, reject={("p",)})
+    result = await search(env, FixedGenerator({"root": [("p", 0.0), *others]}), config=SearchConfig(samples=6))
+    assert result.status == "failed" and env.launched == ["p", *"abcde"]
+    assert result.tree.root.status.value == "failed" and result.verification_failures == 1
