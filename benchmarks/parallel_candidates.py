@@ -24,6 +24,7 @@ import statistics
 import time
 from collections.abc import Sequence
 from itertools import count
+from typing import Any
 
 from envs.coq import CoqConfig, CoqIde
 from envs.types import Failed, ProofState, Theorem
@@ -47,6 +48,19 @@ class FixedList:
 
     async def generate(self, states: Sequence[ProofState], n: int) -> list[list[Suggestion]]:
         return [self.suggestions[:n] for _ in states]
+
+    # the rest of the generator protocol: nothing to load, seed or release
+    def load(self) -> None:
+        pass
+
+    async def suggest_many(self, requests: Sequence[Any], n: int) -> list[list[Suggestion]]:
+        return [self.suggestions[:n] for _ in requests]
+
+    def reseed(self, seed: int) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
 
 
 def slow_tactic(loops: int) -> str:

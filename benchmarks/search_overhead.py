@@ -29,6 +29,7 @@ import random
 import statistics
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from envs.types import Failed, Language, Progress, ProofState, Theorem, TimedOut, Verdict
 from search.best_first import COLLECTOR, Budget, SearchConfig, SearchResult, Suggestion, best_first_search
@@ -101,6 +102,19 @@ class BenchGenerator:
 
     async def generate(self, states: Sequence[ProofState], n: int) -> list[list[Suggestion]]:
         return [self.suggestions[:n] for _ in states]
+
+    # the rest of the generator protocol: nothing to load, seed or release
+    def load(self) -> None:
+        pass
+
+    async def suggest_many(self, requests: Sequence[Any], n: int) -> list[list[Suggestion]]:
+        return [self.suggestions[:n] for _ in requests]
+
+    def reseed(self, seed: int) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
 
 
 def run_ours(expansions: int, samples: int, outcomes: Outcomes) -> tuple[float, int, int]:
