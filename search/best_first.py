@@ -2,10 +2,11 @@
 
 The frontier holds open states ordered by a score of their path (higher first).
 Each step pops up to `batch` states, asks the generator for `samples` candidates
-per state in one call, runs every candidate, and deduplicates the resulting
-states by goal text. When the assistant reports a closed proof, the whole proof
-is re-checked with `env.verify` before it counts; a rejected proof is recorded
-as `verification_failed` and the search goes on.
+per state in one call, runs the candidates (at most `env.size` at once), and
+deduplicates the resulting states by goal text. When the assistant reports a closed
+proof, the whole proof is re-checked with `env.verify` before it counts; a rejected
+proof is recorded as `verification_failed` and the search goes on. With
+`SearchConfig.pipeline` the generator works on the next batch while this one is checked.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal, Protocol
 
 from envs.types import (
@@ -34,6 +35,7 @@ from envs.types import (
     TimedOut,
     Usage,
     Verdict,
+    current_usage,
     metered,
 )
 from search.tree import Node, Outcome, SearchTree
@@ -297,11 +299,18 @@ async def best_first_search(
     """Search for a proof of `theorem`; see the module docstring for the order and the guarantees.
 
     The candidates of an expansion run concurrently, at most `env.size` at a time, launched in
-    candidate order; their outcomes enter the tree in candidate order. Once a proof is verified no
-    new candidate starts (those in flight finish within their timeout and are recorded).
+    candidate order; their outcomes enter the tree in candidate order. While a closed proof is
+    re-checked, and once one is verified, no new candidate starts (those in flight finish within
+    their timeout and are recorded). The env's charges for this search's calls (restarts, replays,
+    verification time) are its own, and are passed on to the caller's meter when it has one.
     """
+    outer = current_usage()
     with metered() as usage, COLLECTOR.searching():
-        return await _search(env, generator, theorem, budget, config, on_progress, usage)
+        try:
+            return await _search(env, generator, theorem, budget, config, on_progress, usage)
+        finally:
+            for charge in fields(Usage):
+                setattr(outer, charge.name, getattr(outer, charge.name) + getattr(usage, charge.name))
 
 
 async def _search(

@@ -467,3 +467,13 @@ async def test_a_rejected_proof_lets_the_other_candidates_start_again():
     result = await search(env, FixedGenerator({"root": [("p", 0.0), *others]}), config=SearchConfig(samples=6))
     assert result.status == "failed" and env.launched == ["p", *"abcde"]
     assert result.tree.root.status.value == "failed" and result.verification_failures == 1
+
+
+async def test_the_callers_meter_also_gets_the_searchs_charges():
+    from envs.types import metered
+
+    env = ScriptedEnv({"root": {"slow": "timeout", "a": QED}}, replays_per_call=1, verify_delay=0.01)
+    with metered() as outer:
+        result = await search(env, FixedGenerator({"root": [("slow", 0.0), ("a", 0.0)]}))
+    assert result.status == "proved" and result.restarts == 1 and result.replays == 2
+    assert (outer.restarts, outer.replays, outer.verify_s) == (1, 2, 0.01)
