@@ -12,7 +12,12 @@ first. Printed: median and p95 wall time per pool, and the ratio many / one per 
 The slow candidates are CPU-bound (as slow tactics are): N processes cannot beat the number of
 free cores. `os.cpu_count()` and the load average are printed beside the figure. Needs Coq.
 
-    python -m benchmarks.parallel_candidates [--processes 4] [--rounds 3] [--slow 1.0]
+`--model-latency L` measures the other overlap instead: a generator that takes L seconds per call
+(a model served elsewhere) and, per expansion, two tactics that make progress and N slow failing
+ones; 6 expansions with `SearchConfig(pipeline=True)` (the next call overlaps the checks) and
+without, alternating.
+
+    python -m benchmarks.parallel_candidates [--processes 4] [--rounds 3] [--slow 1.0] [--model-latency L]
 """
 
 from __future__ import annotations
@@ -102,6 +107,65 @@ async def one_search(env: CoqIde, loops: int) -> tuple[float, SearchResult]:
     return elapsed, result
 
 
+class SlowModel(FixedList):
+    """Stands in for a model served elsewhere (a GPU): each call waits `latency` s, using no CPU here."""
+
+    def __init__(self, tactics: Sequence[str], latency: float) -> None:
+        super().__init__(tactics)
+        self.latency = latency
+
+    async def generate(self, states: Sequence[ProofState], n: int) -> list[list[Suggestion]]:
+        await asyncio.sleep(self.latency)
+        return await super().generate(states, n)
+
+
+PIPELINE_EXPANSIONS = 6
+
+
+async def model_search(env: CoqIde, loops: int, latency: float, pipeline: bool) -> tuple[float, SearchResult]:
+    """Expansions of two tactics that make progress and `env.size` slow failing ones; no proof."""
+    progress = ["assert (True) by trivial", "assert (0 = 0) by reflexivity"]
+    slow = [slow_tactic(loops + i) for i in range(env.size)]
+    k = next(_fresh)
+    started = time.perf_counter()
+    result = await best_first_search(
+        env,
+        SlowModel([*progress, *slow], latency),
+        Theorem(f"pipe_{k}", f"Theorem pipe_{k} : {k} = {k} + 1.", "", "coq"),
+        Budget(max_expansions=PIPELINE_EXPANSIONS, time_limit=300.0, tactic_timeout=60.0),
+        SearchConfig(samples=len(progress) + len(slow), pipeline=pipeline),
+    )
+    elapsed = time.perf_counter() - started
+    assert result.stop_reason == "expansions" and result.model_calls == PIPELINE_EXPANSIONS, result.to_record()
+    return elapsed, result
+
+
+async def pipeline_async(processes: int, rounds: int, slow: float, latency: float) -> None:
+    env = CoqIde(CoqConfig(processes=processes))
+    try:
+        loops = await calibrate(env, slow)
+        await model_search(env, loops, latency, False)  # warm-up
+        walls: dict[bool, list[float]] = {False: [], True: []}
+        for round_ in range(rounds):
+            for pipeline in (False, True) if round_ % 2 == 0 else (True, False):
+                walls[pipeline].append((await model_search(env, loops, latency, pipeline))[0])
+        print(
+            f"{PIPELINE_EXPANSIONS} expansions; model {latency:g}s per call; checks: 2 quick + {processes} slow"
+            f" (~{slow:g}s) candidates on {processes} processes"
+        )
+        for pipeline in (False, True):
+            w = walls[pipeline]
+            label = "pipelined" if pipeline else "one after another"
+            print(f"{label:>18}  wall median {statistics.median(w):6.2f}s  p95 {p95(w):6.2f}s")
+        ratios = [on / off for off, on in zip(walls[False], walls[True], strict=True)]
+        print(
+            f"pipelined / one after another: median {statistics.median(ratios):.2f}  p95 {p95(ratios):.2f}  "
+            f"({rounds} rounds, alternating; cores {os.cpu_count()}, load average {os.getloadavg()[0]:.1f})"
+        )
+    finally:
+        await env.close()
+
+
 def p95(values: list[float]) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
@@ -144,10 +208,19 @@ def main() -> None:
     ap.add_argument("--processes", type=int, default=4, help="processes of the parallel pool")
     ap.add_argument("--rounds", type=int, default=3, help="measured searches per pool")
     ap.add_argument("--slow", type=float, default=1.0, help="seconds each failing candidate should take")
+    ap.add_argument(
+        "--model-latency",
+        type=float,
+        default=0.0,
+        help="instead: a model taking this many seconds per call, with and without the search's pipeline",
+    )
     args = ap.parse_args()
-    if args.processes < 2 or args.rounds < 1 or not args.slow > 0:
-        ap.error("--processes must be at least 2, --rounds at least 1, --slow positive")
-    asyncio.run(main_async(args.processes, args.rounds, args.slow))
+    if args.processes < 2 or args.rounds < 1 or not args.slow > 0 or args.model_latency < 0:
+        ap.error("--processes must be at least 2, --rounds at least 1, --slow positive, --model-latency >= 0")
+    if args.model_latency:
+        asyncio.run(pipeline_async(args.processes, args.rounds, args.slow, args.model_latency))
+    else:
+        asyncio.run(main_async(args.processes, args.rounds, args.slow))
 
 
 if __name__ == "__main__":
