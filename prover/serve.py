@@ -255,7 +255,7 @@ def serve_ports(args: argparse.Namespace) -> tuple[int, ...]:
     for port in ports:
         if not 0 <= port <= 65535:
             raise ValueError(f"--port {port}: a port is 0..65535 (0: any free port)")
-    return tuple(dict.fromkeys(ports)) if 0 not in ports else ports
+    return tuple(p for i, p in enumerate(ports) if p == 0 or p not in ports[:i])  # each port once; 0s each anew
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -275,11 +275,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         policy = TacticPolicy(allow_native_decide=options.allow_native_decide)
         generator = make_generator(generator_options, options.language, policy)  # type: ignore[arg-type]
-        if not hasattr(generator, "suggest_many"):
-            raise ValueError(f"--generator {generator_options.generator} cannot serve suggestions")
-        load = getattr(generator, "load", None)
-        if load is not None:  # a model that cannot load should fail now, not on the editor's first request
-            load()
+        generator.load()  # a model that cannot load should fail now, not on the editor's first request
         name = generator_options.model or generator_options.generator
         app = build_app(
             generator,  # type: ignore[arg-type]

@@ -254,6 +254,8 @@ def test_default_ports_are_the_editors():
     parser = build_parser()
     assert serve_ports(parser.parse_args(["serve"])) == (6000, 23337)
     assert serve_ports(parser.parse_args(["serve", "--port", "5000", "--port", "5001"])) == (5000, 5001)
+    repeated = ["serve", "--port", "0", "--port", "7", "--port", "0", "--port", "7"]
+    assert serve_ports(parser.parse_args(repeated)) == (0, 7, 0)  # a port once; each 0 a free port
     with pytest.raises(ValueError, match="port"):
         serve_ports(parser.parse_args(["serve", "--port", "70000"]))
 
