@@ -5,6 +5,9 @@ Invariants:
   raised. Exceptions (`EnvError` and subclasses) mean a broken backend.
 - `ProofState` has value identity: two states with the same goal text are equal,
   whatever backend handle they carry.
+- `TacticGenerator` is the other side of a search: every capability a caller needs
+  (`load`, `generate`, `suggest_many`, `reseed`, `close`) is in the protocol, so nobody
+  probes a generator with `getattr`.
 """
 
 from __future__ import annotations
@@ -169,5 +172,49 @@ class ProofEnv(Protocol):
     def render_proof(self, theorem: Theorem, proof: Sequence[str]) -> str: ...
 
     async def check_file(self, text: str) -> list[TheoremCheck]: ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Suggestion:
+    """One candidate tactic. `num_tokens` is what length-normalised scoring divides by."""
+
+    tactic: str
+    logprob: float = 0.0
+    num_tokens: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class SuggestRequest:
+    """An editor's request: suggest tactics for `state` that start with `prefix`.
+
+    `context` is the source before the cursor (llmstep sends it); a model generator continues it
+    as a second prompt, as llmstep's own server does, and merges both prompts' suggestions.
+    """
+
+    state: str
+    prefix: str = ""
+    context: str = ""
+
+
+@runtime_checkable
+class TacticGenerator(Protocol):
+    """Batched and async: one list of suggestions per state, best first.
+
+    `load` makes a model ready (so a missing model fails before any work; a no-op when there is
+    nothing to load); `suggest_many` answers editor requests (each suggestion starts with its
+    request's prefix); `reseed` makes sampling from here on use `seed`; `close` releases engines,
+    clients and tasks (idempotent). What a call cost is charged to the caller's `Usage` meter and
+    returned in its `SearchResult`.
+    """
+
+    def load(self) -> None: ...
+
+    async def generate(self, states: Sequence[ProofState], n: int) -> list[list[Suggestion]]: ...
+
+    async def suggest_many(self, requests: Sequence[SuggestRequest], n: int) -> list[list[Suggestion]]: ...
+
+    def reseed(self, seed: int) -> None: ...
 
     async def close(self) -> None: ...

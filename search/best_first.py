@@ -17,10 +17,10 @@ import heapq
 import itertools
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from envs.types import (
     EnvError,
@@ -28,8 +28,9 @@ from envs.types import (
     Failed,
     Progress,
     ProofEnv,
-    ProofState,
     Proved,
+    Suggestion,
+    TacticGenerator,
     TacticResult,
     Theorem,
     TimedOut,
@@ -41,21 +42,6 @@ from envs.types import (
 from search.tree import Node, Outcome, SearchTree
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Suggestion:
-    """One candidate tactic. `num_tokens` is what length-normalised scoring divides by."""
-
-    tactic: str
-    logprob: float = 0.0
-    num_tokens: int = 1
-
-
-class TacticGenerator(Protocol):
-    """Batched and async: one list of suggestions per state, best first."""
-
-    async def generate(self, states: Sequence[ProofState], n: int) -> list[list[Suggestion]]: ...
 
 
 Scorer = Callable[[float, Suggestion], float]

@@ -16,14 +16,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from envs.tactic_guard import TacticPolicy, check_tactic
-from envs.types import ProofState
-from search.best_first import Suggestion
-
-if TYPE_CHECKING:
-    from prover.generators.base import SuggestRequest
+from envs.types import ProofState, Suggestion, SuggestRequest
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +86,15 @@ class AutomationGenerator:
         if not kept:
             raise ValueError(f"no tactic in the automation list passes the untrusted-tactic guard for {language}")
         self.tactics = tuple(kept)
+
+    def load(self) -> None:
+        """Nothing to load: the list is read when the generator is built."""
+
+    def reseed(self, seed: int) -> None:
+        """The list is deterministic: there is nothing to seed."""
+
+    async def close(self) -> None:
+        """Nothing to release."""
 
     async def generate(self, states: Sequence[ProofState], n: int) -> list[list[Suggestion]]:
         return [[Suggestion(t, 0.0, 1) for t in self.tactics] for _ in states]

@@ -9,13 +9,13 @@ typed so far, and optionally the file before the cursor), all of them in one bac
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from envs.tactic_guard import TacticPolicy
-from envs.types import ProofState
+from envs.types import ProofState, Suggestion, SuggestRequest
 from prover.generators.postprocess import clean, cut_at_stop
 from prover.generators.prompts import Prompt
-from search.best_first import Suggestion
+
+__all__ = ["CONTEXT_CHARS", "GeneratorSetupError", "ModelGenerator", "SuggestRequest", "keep_prefix"]
 
 
 class GeneratorSetupError(ValueError):
@@ -24,19 +24,6 @@ class GeneratorSetupError(ValueError):
 
 # llmstep's context prompt is the file before the cursor; its tail is what the model continues.
 CONTEXT_CHARS = 4000
-
-
-@dataclass(frozen=True, slots=True)
-class SuggestRequest:
-    """An editor's request: suggest tactics for `state` that start with `prefix`.
-
-    `context` is the source before the cursor (llmstep sends it); a model generator continues it
-    as a second prompt, as llmstep's own server does, and merges both prompts' suggestions.
-    """
-
-    state: str
-    prefix: str = ""
-    context: str = ""
 
 
 def keep_prefix(suggestions: Sequence[Suggestion], prefix: str) -> list[Suggestion]:
@@ -54,6 +41,9 @@ class ModelGenerator:
         self.policy = policy
         self.seed = seed
         self.calls = 0
+
+    def load(self) -> None:
+        """Make the model ready (a backend that loads weights overrides it); errors are setup errors."""
 
     def reseed(self, seed: int) -> None:
         """Sampling from here on uses `seed` (evaluation reseeds at the start of each attempt)."""
@@ -102,5 +92,9 @@ class ModelGenerator:
             for m, r in zip(merged, requests, strict=True)
         ]
 
+    async def close(self) -> None:
+        """Release what the backend holds (a client, an engine); a backend that holds one overrides it."""
+
     async def aclose(self) -> None:
-        return None
+        """Old name of `close`."""
+        await self.close()

@@ -22,10 +22,10 @@ import random
 from typing import Any
 
 from envs.tactic_guard import TacticPolicy
+from envs.types import Suggestion
 from prover.generators.base import GeneratorSetupError, ModelGenerator
 from prover.generators.prompts import Prompt
 from prover.options import GeneratorOptions
-from search.best_first import Suggestion
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,7 @@ class OpenAIGenerator(ModelGenerator):
             raise GeneratorSetupError(f"{problem} ({tries}; is the server up at --base-url?)")
         raise ModelServerError(f"{problem} ({tries})")
 
-    async def aclose(self) -> None:
+    async def close(self) -> None:
         client, self._client = self._client, None
         if client is not None and self._client_loop is asyncio.get_running_loop():
             await client.aclose()

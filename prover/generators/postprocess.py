@@ -11,7 +11,7 @@ import math
 from collections.abc import Iterable, Sequence
 
 from envs.tactic_guard import TacticPolicy, check_tactic
-from search.best_first import Suggestion
+from envs.types import Suggestion
 
 
 def cut_at_stop(text: str, stop: Sequence[str]) -> str:

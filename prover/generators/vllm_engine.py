@@ -12,10 +12,10 @@ import threading
 from typing import Any
 
 from envs.tactic_guard import TacticPolicy
+from envs.types import Suggestion
 from prover.generators.base import GeneratorSetupError, ModelGenerator
 from prover.generators.prompts import Prompt
 from prover.options import GeneratorOptions
-from search.best_first import Suggestion
 
 
 class VLLMGenerator(ModelGenerator):

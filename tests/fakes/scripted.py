@@ -13,13 +13,14 @@ from envs.types import (
     Progress,
     ProofState,
     Proved,
+    Suggestion,
+    SuggestRequest,
     TacticResult,
     Theorem,
     TimedOut,
     Verdict,
     current_usage,
 )
-from search.best_first import Suggestion
 
 QED = "QED"
 
@@ -112,6 +113,8 @@ class FixedGenerator:
         self.table = table
         self.default = default
         self.batches: list[int] = []
+        self.seeds: list[int] = []  # every reseed, in order
+        self.closed = False
 
     async def generate(self, states: Sequence[ProofState], n: int) -> list[list[Suggestion]]:
         self.batches.append(len(states))
@@ -119,3 +122,16 @@ class FixedGenerator:
             [Suggestion(t, lp, max(1, len(t.split()))) for t, lp in self.table.get(s.goals[0], self.default)][:n]
             for s in states
         ]
+
+    # the rest of the TacticGenerator protocol: reseeds and closes are recorded for tests
+    def load(self) -> None:
+        pass
+
+    async def suggest_many(self, requests: Sequence[SuggestRequest], n: int) -> list[list[Suggestion]]:
+        return [(await self.generate([ProofState((r.state,))], n))[0] for r in requests]
+
+    def reseed(self, seed: int) -> None:
+        self.seeds.append(seed)
+
+    async def close(self) -> None:
+        self.closed = True
