@@ -37,3 +37,10 @@ def test_generator_batching_runs():
 def test_parallel_candidates_runs():
     out = run("benchmarks.parallel_candidates", "--processes", "2", "--rounds", "1", "--slow", "0.05")
     assert "2 processes / 1 process: median" in out
+
+
+@pytest.mark.usefixtures("coq_available")
+def test_parallel_candidates_pipeline_runs():
+    args = ("--processes", "2", "--rounds", "1", "--slow", "0.05", "--model-latency", "0.05")
+    out = run("benchmarks.parallel_candidates", *args)
+    assert "pipelined / one after another: median" in out
