@@ -1,4 +1,6 @@
-"""`prover`: prove | check | eval | report | setup.
+"""`prover`: prove | check | eval | report | draft | serve | setup. Parses the command line and dispatches.
+
+What a command runs lives elsewhere (`prover.session` owns a run); nothing imports this module.
 
 Exit codes: 0 proved (and verified) / everything checked, 1 not proved, 2 usage or setup error.
 """
@@ -11,136 +13,29 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from envs.declarations import declarations
 from envs.types import CHECKED_FILE, EnvSetupError, Theorem
 from prover import __version__
-from prover.datasets import (
-    DatasetError,
-    find_theorem,
-    load_minif2f,
-    theorem_from_file,
-    theorem_from_statement,
+from prover.datasets import DatasetError
+from prover.options import EnvOptions, add_options, resolve
+from prover.paths import check_output_file
+from prover.session import (
+    EXIT_NOT_PROVED,
+    EXIT_PROVED,
+    EXIT_USAGE,
+    ProveConfig,
+    Session,
+    UsageError,
+    add_prove_options,
+    default_config,
+    resolve_prove_config,
+    select_theorem,
 )
-from prover.options import (
-    PRESETS,
-    EnvOptions,
-    GeneratorOptions,
-    SearchOptions,
-    TheoremOptions,
-    add_options,
-    resolve,
-)
-from prover.paths import check_input_file, check_output_file, read_text_file
-from prover.wiring import env_language
-from search.best_first import Budget, SearchConfig, SearchProgress, SearchResult
+from search.best_first import SearchProgress, SearchResult
 
 log = logging.getLogger("prover")
-
-EXIT_PROVED, EXIT_NOT_PROVED, EXIT_USAGE = 0, 1, 2
-
-
-class UsageError(ValueError):
-    pass
-
-
-@dataclass(frozen=True)
-class ProveConfig:
-    theorem: TheoremOptions
-    env: EnvOptions
-    generator: GeneratorOptions
-    search: SearchOptions
-
-    def budget(self) -> Budget:
-        s = self.search
-        return Budget(
-            max_expansions=s.expansions,
-            time_limit=s.time_limit,
-            tactic_timeout=s.tactic_timeout,
-            max_restarts=s.max_restarts,
-        )
-
-    def search_config(self) -> SearchConfig:
-        return SearchConfig(samples=self.search.samples, batch=self.search.batch, scorer=self.search.scorer)
-
-
-# the flags that name one theorem; `prover eval` selects theorems otherwise and does not offer them
-ONE_THEOREM_FLAGS = frozenset({"file", "theorem", "statement", "header"})
-# what a theorem file's suffix says about the proof assistant, when --env is not given
-ENV_OF_SUFFIX = {".v": "coq", ".lean": "lean", ".thy": "isabelle"}
-
-
-def add_prove_options(parser: argparse.ArgumentParser, one_theorem: bool = True) -> None:
-    add_options(parser, TheoremOptions, "theorem", skip=frozenset() if one_theorem else ONE_THEOREM_FLAGS)
-    add_options(parser, EnvOptions, "proof assistant")
-    add_options(parser, GeneratorOptions, "tactic generator")
-    add_options(parser, SearchOptions, "search")
-
-
-def resolve_prove_config(args: argparse.Namespace) -> ProveConfig:
-    """Options from defaults < preset < flags; `prover prove X.v` means `--file X.v`, and a file's
-    suffix picks `--env` unless it is given."""
-    name = getattr(args, "name", None)
-    if name and "file" not in args and Path(name).suffix in ENV_OF_SUFFIX:
-        if not Path(name).is_file():
-            raise UsageError(f"{name}: no such file (a theorem NAME has no {Path(name).suffix} suffix)")
-        args.file, args.name = Path(name), None
-    if "file" in args and args.file is not None and "env" not in args and args.file.suffix in ENV_OF_SUFFIX:
-        args.env = ENV_OF_SUFFIX[args.file.suffix]
-    preset = PRESETS.get(getattr(args, "preset", None) or "", {})
-    config = ProveConfig(
-        theorem=resolve(TheoremOptions, args, preset),
-        env=resolve(EnvOptions, args, preset),
-        generator=resolve(GeneratorOptions, args, preset),
-        search=resolve(SearchOptions, args, preset),
-    )
-    if config.generator.tactics is not None:  # a tactic list, or (eval) recorded steps: text either way
-        check_input_file(config.generator.tactics, "--tactics")
-    return config
-
-
-def select_theorem(config: ProveConfig, name: str | None) -> Theorem:
-    t = config.theorem
-    language = env_language(config.env)
-    if t.statement:
-        return theorem_from_statement(t.statement, t.header, language)  # type: ignore[arg-type]
-    if t.file:
-        text = read_text_file(t.file, "--file")
-        name = t.theorem or name
-        if not name:
-            names = [d.name for d in declarations(text, language) if d.name]
-            if len(names) != 1:
-                listed = f" (it declares {', '.join(names[:10])})" if names else ""
-                raise UsageError(f"--file {t.file}: say which theorem with --theorem NAME{listed}")
-            name = names[0]
-        theorem = theorem_from_file(t.file, name)
-        if theorem.language != language:
-            raise UsageError(f"{t.file} is {theorem.language}, but --env is {config.env.env}")
-        return theorem
-    if not name:
-        raise UsageError("give a theorem NAME from the benchmark, --file F --theorem NAME, or --statement")
-    if t.benchmark == "leandojo":
-        from prover.leandojo_benchmark import load_leandojo
-
-        if config.env.env != "leandojo":
-            raise UsageError("--benchmark leandojo runs in its traced repository: add --env leandojo")
-        return find_theorem(load_leandojo(t.data, t.split, t.leandojo_split), name)  # type: ignore[arg-type]
-    return find_theorem(load_minif2f(minif2f_variant(config), t.split, t.data), name)
-
-
-def minif2f_variant(config: ProveConfig) -> str:
-    """The miniF2F variant the env can check: Isabelle's for --env isabelle, Rocq's for --env coq,
-    a Lean one (--variant) for lean."""
-    if config.env.env == "isabelle":
-        return "isabelle"
-    if config.env.env == "coq":
-        return "rocq"
-    if config.env.env != "lean" or config.theorem.variant in ("isabelle", "rocq"):
-        raise UsageError("miniF2F theorems need --env lean with a Lean 4 --variant, --env coq (rocq) or --env isabelle")
-    return config.theorem.variant
 
 
 class ProgressLine:
@@ -162,22 +57,12 @@ class ProgressLine:
 
 
 async def prove_one(config: ProveConfig, theorem: Theorem, show_progress: bool) -> SearchResult:
-    from prover.wiring import make_env, make_generator
-    from search.best_first import best_first_search
-
-    generator = make_generator(config.generator, theorem.language)
-    env = make_env(config.env)
     progress = ProgressLine(config.search.expansions, theorem.name, show_progress)
     try:
-        return await best_first_search(
-            env, generator, theorem, config.budget(), config.search_config(), on_progress=progress
-        )
+        async with Session(config) as session:
+            return await session.prove(theorem, on_progress=progress)
     finally:
         progress.close()
-        await env.close()
-        close = getattr(generator, "aclose", None)
-        if close is not None:
-            await close()
 
 
 def write_tree(result: SearchResult, path: Path) -> None:
@@ -233,8 +118,6 @@ def cmd_prove(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from prover.wiring import make_env
-
     env_options = resolve(EnvOptions, args)
     path: Path = args.path
     if path.suffix == ".v" and env_options.env != "coq":
@@ -245,11 +128,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot read {path}: {exc}") from exc
 
     async def run() -> list[Any]:
-        env = make_env(env_options)
-        try:
-            return await env.check_file(text)
-        finally:
-            await env.close()
+        async with Session(default_config(env_options), generator=False) as session:
+            return await session.env.check_file(text)
 
     checks = asyncio.run(run())
     if not checks:

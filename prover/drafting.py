@@ -226,10 +226,9 @@ def cmd_draft(args: Any) -> int:
     import dataclasses
     import json
 
-    from prover.cli import EXIT_NOT_PROVED, EXIT_PROVED, UsageError, resolve_prove_config, select_theorem
     from prover.datasets import coq_prelude
     from prover.generators.automation import CLOSERS, read_tactic_file
-    from prover.wiring import make_env, make_generator
+    from prover.session import EXIT_NOT_PROVED, EXIT_PROVED, Session, UsageError, resolve_prove_config, select_theorem
 
     config = resolve_prove_config(args)
     theorem = select_theorem(config, args.name)
@@ -245,20 +244,21 @@ def cmd_draft(args: Any) -> int:
                 sketches, source = [args.sketch.read_text(encoding="utf-8")], "none"
             except OSError as exc:
                 raise UsageError(f"cannot read {args.sketch}: {exc}") from exc
-        else:
-            # sketches end at the `---` delimiter of the DSP prompts, whatever --prompt says
-            options = dataclasses.replace(config.generator, prompt="llemma")
-            generator = make_generator(options, theorem.language)
-            sketches, _, source = await write_sketches(generator, theorem, args.sketches)
-        env = make_env(config.env)
-        try:
-            return await draft_sketch_prove(env, theorem, sketches, closers, config.search.tactic_timeout, source)
-        except EnvSetupError:
-            raise
-        except EnvError as exc:  # e.g. the statement does not elaborate
-            return DraftResult(theorem.name, "error", 0, None, source, 0.0, error=str(exc))
-        finally:
-            await env.close()
+        # sketches end at the `---` delimiter of the DSP prompts, whatever --prompt says
+        options = dataclasses.replace(config.generator, prompt="llemma")
+        # one sketch request at a time (`complete_text` is the model's own, not batched)
+        only_env = args.sketch is not None
+        async with Session(config, generator=not only_env, generator_options=options, concurrency=1) as session:
+            if args.sketch is None:
+                sketches, _, source = await write_sketches(session.generator, theorem, args.sketches)
+            try:
+                return await draft_sketch_prove(
+                    session.env, theorem, sketches, closers, config.search.tactic_timeout, source
+                )
+            except EnvSetupError:
+                raise
+            except EnvError as exc:  # e.g. the statement does not elaborate
+                return DraftResult(theorem.name, "error", 0, None, source, 0.0, error=str(exc))
 
     result = asyncio.run(run())
     record = result.to_record()
@@ -278,7 +278,7 @@ def cmd_draft(args: Any) -> int:
 def add_parser(sub: Any) -> None:
     from pathlib import Path
 
-    from prover.cli import add_prove_options
+    from prover.session import add_prove_options
 
     p = sub.add_parser(
         "draft",

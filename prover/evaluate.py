@@ -25,12 +25,21 @@ from pathlib import Path
 from typing import Any
 
 from envs.types import Theorem
-from prover.cli import ProveConfig, UsageError, add_prove_options, minif2f_variant, resolve_prove_config
 from prover.datasets import load_jsonl_benchmark, load_minif2f
-from prover.options import GeneratorOptions, check_ranges, neutral_fields, opt, resolve, to_jsonable
+from prover.options import GeneratorOptions, add_options, check_ranges, neutral_fields, opt, resolve, to_jsonable
 from prover.paths import check_input_file, check_output_file, prepare_output_dir
-from prover.wiring import env_language
-from search.best_first import SearchResult
+from prover.session import (
+    ProveConfig,
+    Session,
+    UsageError,
+    add_prove_options,
+    benchmark_variant,
+    make_record,
+    minif2f_variant,
+    resolve_prove_config,
+)
+
+__all__ = ["EvalOptions", "evaluate", "make_record", "summarize"]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +63,14 @@ class EvalOptions:
     )
     ray_workers: int = opt(2, "Ray workers (each with its own generator engine and proof-assistant pool)", at_least=1)
     batch_wait_ms: float = opt(5.0, "how long the shared generator gathers requests into one batch", at_least=0)
+    tactic_steps: Path | None = opt(
+        None,
+        "tactic prediction instead of proof search: a JSONL file of recorded steps "
+        "(state, tactic; optionally theorem and prefix)",
+    )
+    traced_tactics: bool = opt(
+        False, "tactic prediction on the traced tactics of --benchmark leandojo (state_before -> tactic)"
+    )
     top_k: int = opt(8, "tactic prediction: k for top-k exact match", at_least=1)
     check: bool = opt(False, "tactic prediction: run each suggestion in the proof assistant (steps need `theorem`)")
 
@@ -91,10 +108,6 @@ class ResultsWriter:
 
     def close(self) -> None:
         self._file.close()
-
-
-def make_record(result: SearchResult, theorem: Theorem, attempt: int, seed: int, variant: str) -> dict[str, Any]:
-    return {"split": theorem.split, "attempt": attempt, "seed": seed, "variant": variant, **result.to_record()}
 
 
 # --------------------------------------------------------------------------- summary
@@ -232,25 +245,16 @@ def write_plots(records: Sequence[dict[str, Any]], out: Path) -> list[Path]:
 # --------------------------------------------------------------------------- running
 
 
-def benchmark_variant(config: ProveConfig) -> str:
-    if config.theorem.benchmark == "leandojo":
-        return f"leandojo:{config.theorem.leandojo_split}"
-    return minif2f_variant(config)
-
-
 def select_theorems(config: ProveConfig, options: EvalOptions) -> list[Theorem]:
     t = config.theorem
     if options.benchmark_file:
         check_input_file(options.benchmark_file, "--benchmark-file")
-        language = env_language(config.env)
-        theorems = load_jsonl_benchmark(options.benchmark_file, language, t.split)  # type: ignore[arg-type]
+        theorems = load_jsonl_benchmark(options.benchmark_file, config.language, t.split)
     elif t.benchmark == "leandojo":
         from prover.leandojo_benchmark import load_leandojo
 
         if config.env.env != "leandojo":
             raise UsageError("--benchmark leandojo runs in its traced repository: add --env leandojo")
-        if options.ray:  # prover/ray_eval.py sends theorems as plain `Theorem` fields
-            raise UsageError("--ray cannot carry LeanDojo theorems yet: run without --ray, with --processes N")
         theorems = load_leandojo(t.data, t.split, t.leandojo_split)  # type: ignore[assignment]
     else:
         theorems = load_minif2f(minif2f_variant(config), t.split, t.data)
@@ -315,30 +319,6 @@ class EvalProgress:
         self.bar.close()
 
 
-async def prove_record(env: Any, generator: Any, config: ProveConfig, theorem: Theorem, attempt: int) -> dict:
-    """One attempt as a results record. Setup errors abort the run; anything else is recorded."""
-    from envs.types import EnvSetupError
-    from prover.generators.base import GeneratorSetupError
-    from search.best_first import best_first_search
-
-    seed = config.generator.seed + attempt
-    try:
-        result = await best_first_search(env, generator, theorem, config.budget(), config.search_config())
-    except (EnvSetupError, GeneratorSetupError):
-        raise
-    except Exception as exc:  # one theorem's crash must not lose the run
-        log.exception("%s: search crashed", theorem.name)
-        result = SearchResult(theorem.name, "error", "crash", error=f"{type(exc).__name__}: {exc}")
-    return make_record(result, theorem, attempt, seed, config.theorem.variant)
-
-
-def reseed_for(generator: Any, config: ProveConfig, attempt: int) -> None:
-    """Attempt `a` samples with seed `--seed + a` (reproducible with --concurrency 1)."""
-    reseed = getattr(generator, "reseed", None)
-    if reseed is not None:
-        reseed(config.generator.seed + attempt)
-
-
 async def run_local(
     config: ProveConfig,
     jobs: Sequence[tuple[Theorem, int]],
@@ -346,44 +326,21 @@ async def run_local(
     writer: ResultsWriter,
     progress: EvalProgress | None,
 ) -> None:
-    from prover.generators.batching import BatchingGenerator
-    from prover.wiring import make_env, make_generator
-
-    env = make_env(config.env)
-    concurrency: int = options.concurrency or int(getattr(env, "size", config.env.processes))  # one per process
-    language = env_language(config.env)
-    inner = make_generator(config.generator, language)  # type: ignore[arg-type]
-    generator = (
-        inner
-        if config.generator.generator == "automation"
-        else BatchingGenerator(
-            inner, max_batch=max(1, concurrency * config.search.batch), max_wait=options.batch_wait_ms / 1000
-        )
-    )
+    """Many searches in one event loop, sharing the session's env and (batched) generator."""
     queue: asyncio.Queue[tuple[Theorem, int]] = asyncio.Queue()
     for job in jobs:
         queue.put_nowait(job)
+    async with Session(config, concurrency=options.concurrency, batch_wait_ms=options.batch_wait_ms) as session:
 
-    seeded: list[int] = []  # the attempt the generator is seeded for
+        async def worker() -> None:
+            while not queue.empty():
+                theorem, attempt = queue.get_nowait()
+                record = await session.attempt(theorem, attempt)
+                writer.write(record)
+                if progress is not None:
+                    progress.update(record)
 
-    async def worker() -> None:
-        while not queue.empty():
-            theorem, attempt = queue.get_nowait()
-            if seeded[-1:] != [attempt]:  # jobs come attempt by attempt
-                seeded.append(attempt)
-                reseed_for(generator, config, attempt)
-            record = await prove_record(env, generator, config, theorem, attempt)
-            writer.write(record)
-            if progress is not None:
-                progress.update(record)
-
-    try:
-        await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
-    finally:
-        await env.close()
-        close = getattr(generator, "aclose", None)
-        if close is not None:
-            await close()
+        await asyncio.gather(*(worker() for _ in range(max(1, session.concurrency))))
 
 
 def evaluate(config: ProveConfig, options: EvalOptions, show_progress: bool = True) -> dict[str, Any]:
@@ -435,21 +392,25 @@ def evaluate(config: ProveConfig, options: EvalOptions, show_progress: bool = Tr
 def cmd_eval(args: argparse.Namespace) -> int:
     config = resolve_prove_config(args)
     options = resolve(EvalOptions, args)
-    if args.traced_tactics:
+    if config.generator.tactics is not None and config.generator.tactics.suffix == ".jsonl":
+        raise UsageError(
+            f"--tactics {config.generator.tactics} is an automation tactic list (one tactic per line); "
+            f"to measure tactic prediction on recorded steps use --tactic-steps {config.generator.tactics}"
+        )
+    if options.tactic_steps is not None and options.traced_tactics:
+        raise UsageError("--tactic-steps and --traced-tactics both choose the steps: give one")
+    if options.traced_tactics:
         from prover.leandojo_benchmark import leandojo_tactic_steps
         from prover.tactic_eval import run_tactic_eval
 
         if options.check and config.env.env != "leandojo":
             raise UsageError("--traced-tactics --check runs the steps in LeanDojo: add --env leandojo")
         folder, traced = leandojo_tactic_steps(config.theorem, options.names, options.limit)
-        return run_tactic_eval(config, folder, options, options.top_k, options.check, steps=traced)
-    if config.generator.tactics is not None and config.generator.tactics.suffix == ".jsonl":
+        return run_tactic_eval(config, folder, options, steps=traced)
+    if options.tactic_steps is not None:
         from prover.tactic_eval import run_tactic_eval
 
-        steps = config.generator.tactics
-        # here --tactics names recorded steps, not an automation list
-        config = replace(config, generator=replace(config.generator, tactics=None))
-        return run_tactic_eval(config, steps, options, options.top_k, options.check)
+        return run_tactic_eval(config, options.tactic_steps, options)
     summary = evaluate(config, options, show_progress=True)
     print(summary_table(summary, f"run {options.out}"))
     return 0
@@ -512,8 +473,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "eval",
         help="evaluate pass rates on a benchmark (resumable, parallel, Ray)",
         description="Run the search on every theorem of a benchmark. Results are appended to RUNDIR/results.jsonl "
-        "as each theorem finishes; rerunning the command resumes. With --tactics FILE.jsonl (recorded "
-        "steps: state, tactic), measures tactic prediction instead.",
+        "as each theorem finishes; rerunning the command resumes. With --tactic-steps FILE.jsonl (recorded "
+        "steps: state, tactic) or --traced-tactics, measures tactic prediction instead.",
     )
     add_prove_options(p, one_theorem=False)
     add_options_eval(p)
@@ -530,11 +491,4 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def add_options_eval(p: argparse.ArgumentParser) -> None:
-    from prover.options import add_options
-
     add_options(p, EvalOptions, "evaluation")
-    p.add_argument(
-        "--traced-tactics",
-        action="store_true",
-        help="tactic prediction on the traced tactics of --benchmark leandojo (state_before -> tactic)",
-    )

@@ -8,43 +8,32 @@ same `results.jsonl` as it arrives, so resume works exactly as in a local run.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
 from envs.types import Theorem
-from prover.cli import ProveConfig
-from prover.wiring import env_language
+from prover.session import ProveConfig, Session, UsageError
 
 
 class _Worker:
-    """A Ray actor body: builds its env and generator once, then proves attempts."""
+    """A Ray actor body: opens one session (env and generator) and proves attempts in it.
+
+    Theorems arrive as the objects themselves (they pickle), so subclasses such as
+    `LeanDojoTheorem` keep their fields."""
 
     def __init__(self, config: ProveConfig) -> None:
-        from prover.wiring import make_env, make_generator
-
-        self.config = config
         self.loop = asyncio.new_event_loop()
-        language = env_language(config.env)
-        self.generator = make_generator(config.generator, language)  # type: ignore[arg-type]
-        self.env = make_env(config.env)
-        self.attempt: int | None = None
+        self.session = Session(config, concurrency=1)  # one attempt at a time: nothing to batch
+        self.loop.run_until_complete(self.session.__aenter__())
 
-    def prove(self, theorem: dict[str, Any], attempt: int) -> dict[str, Any]:
-        from prover.evaluate import prove_record, reseed_for
-
-        if attempt != self.attempt:
-            self.attempt = attempt
-            reseed_for(self.generator, self.config, attempt)
-        return self.loop.run_until_complete(
-            prove_record(self.env, self.generator, self.config, Theorem(**theorem), attempt)
-        )
+    def prove(self, theorem: Theorem, attempt: int) -> dict[str, Any]:
+        return self.loop.run_until_complete(self.session.attempt(theorem, attempt))
 
     def close(self) -> None:
-        self.loop.run_until_complete(self.env.close())
-        close = getattr(self.generator, "aclose", None)  # model generators hold a client or an engine
-        if close is not None:
-            self.loop.run_until_complete(close())
+        try:
+            self.loop.run_until_complete(self.session.close())
+        finally:
+            self.loop.close()
 
 
 def run_ray(config: ProveConfig, jobs: Sequence[tuple[Theorem, int]], options: Any, writer: Any, progress: Any) -> None:
@@ -52,8 +41,6 @@ def run_ray(config: ProveConfig, jobs: Sequence[tuple[Theorem, int]], options: A
         import ray
         from ray.util import ActorPool
     except ImportError as exc:
-        from prover.cli import UsageError
-
         raise UsageError(f"--ray needs Ray: pip install 'prover[ray]' ({exc})") from exc
     started_here = not ray.is_initialized()
     if started_here:
@@ -66,8 +53,7 @@ def run_ray(config: ProveConfig, jobs: Sequence[tuple[Theorem, int]], options: A
     workers: list[Any] = [actor.remote(config) for _ in range(max(1, options.ray_workers))]
     pool = ActorPool(workers)
     try:
-        payload = [(dataclasses.asdict(t), a) for t, a in jobs]
-        for record in pool.map_unordered(lambda w, job: w.prove.remote(job[0], job[1]), payload):
+        for record in pool.map_unordered(lambda w, job: w.prove.remote(job[0], job[1]), list(jobs)):
             writer.write(record)
             if progress is not None:
                 progress.update(record)

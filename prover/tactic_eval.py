@@ -1,4 +1,4 @@
-"""Tactic-prediction evaluation: `prover eval --tactics STEPS.jsonl`.
+"""Tactic-prediction evaluation: `prover eval --tactic-steps STEPS.jsonl` (or `--traced-tactics`).
 
 Each line is a recorded step: `state` (goals as the assistant prints them) and the ground
 truth `tactic`; optionally `theorem` ({name, statement, header}) and `prefix` (the tactics
@@ -17,11 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from envs.types import Progress, ProofState, Proved, Theorem
-from prover.cli import ProveConfig, UsageError
 from prover.datasets import read_jsonl
 from prover.options import to_jsonable
 from prover.paths import check_input_file, prepare_output_dir
-from prover.wiring import env_language
+from prover.session import ProveConfig, Session, UsageError
 
 
 def normalize(tactic: str) -> str:
@@ -60,48 +59,40 @@ async def _run(
 ) -> list[dict[str, Any]]:
     from tqdm import tqdm
 
-    from prover.wiring import make_env, make_generator
-
-    language = env_language(config.env)
-    generator = make_generator(config.generator, language)  # type: ignore[arg-type]
-    env = make_env(config.env) if check else None
+    language = config.language
     sink = (out / "tactic_results.jsonl").open("a", encoding="utf-8") if out else None
     results = []
     started_states: dict[Any, ProofState] = {}
     try:
-        todo = [(i, s) for i, s in enumerate(steps) if i not in done]
-        for i, step in tqdm(todo, unit="step", disable=None):
-            started = time.monotonic()
-            suggestions = (await generator.generate([ProofState((step["state"],))], k))[0]
-            model_s = time.monotonic() - started
-            tactics = [s.tactic for s in suggestions]
-            truth = normalize(step["tactic"])
-            record: dict[str, Any] = {
-                "index": i,
-                "tactic": step["tactic"],
-                "suggestions": tactics,
-                "top1": bool(tactics) and normalize(tactics[0]) == truth,
-                "topk": any(normalize(t) == truth for t in tactics[:k]),
-                "model_s": round(model_s, 3),
-            }
-            if env is not None and "theorem" in step:
+        async with Session(config, env=check, concurrency=1) as session:
+            todo = [(i, s) for i, s in enumerate(steps) if i not in done]
+            for i, step in tqdm(todo, unit="step", disable=None):
                 started = time.monotonic()
-                record["accepted"] = await _accepts(
-                    env, step, tactics, config.search.tactic_timeout, language, started_states
-                )
-                record["env_s"] = round(time.monotonic() - started, 3)
-            results.append(record)
-            if sink:
-                sink.write(json.dumps(record, ensure_ascii=False) + "\n")
-                sink.flush()
+                suggestions = (await session.generator.generate([ProofState((step["state"],))], k))[0]
+                model_s = time.monotonic() - started
+                tactics = [s.tactic for s in suggestions]
+                truth = normalize(step["tactic"])
+                record: dict[str, Any] = {
+                    "index": i,
+                    "tactic": step["tactic"],
+                    "suggestions": tactics,
+                    "top1": bool(tactics) and normalize(tactics[0]) == truth,
+                    "topk": any(normalize(t) == truth for t in tactics[:k]),
+                    "model_s": round(model_s, 3),
+                }
+                if check and "theorem" in step:
+                    started = time.monotonic()
+                    record["accepted"] = await _accepts(
+                        session.env, step, tactics, config.search.tactic_timeout, language, started_states
+                    )
+                    record["env_s"] = round(time.monotonic() - started, 3)
+                results.append(record)
+                if sink:
+                    sink.write(json.dumps(record, ensure_ascii=False) + "\n")
+                    sink.flush()
     finally:
         if sink:
             sink.close()
-        if env is not None:
-            await env.close()
-        close = getattr(generator, "aclose", None)  # model generators hold a client or an engine
-        if close is not None:
-            await close()
     return results
 
 
@@ -119,12 +110,13 @@ def summarize_tactics(records: list[dict[str, Any]], k: int) -> dict[str, Any]:
     }
 
 
-def run_tactic_eval(
-    config: ProveConfig, path: Path, options: Any, k: int, check: bool = False, steps: list[dict] | None = None
-) -> int:
-    """Steps from the JSONL file `path`, or `steps` already read from `path` (LeanDojo Benchmark)."""
+def run_tactic_eval(config: ProveConfig, path: Path, options: Any, steps: list[dict] | None = None) -> int:
+    """Steps from the JSONL file `path`, or `steps` already read from `path` (LeanDojo Benchmark).
+
+    `options` are the run's `EvalOptions`: `top_k`, `check` and `out` come from them."""
+    k, check = options.top_k, options.check
     if steps is None:
-        check_input_file(path, "--tactics")
+        check_input_file(path, "--tactic-steps")
         steps = read_jsonl(path)
     for i, s in enumerate(steps):
         if "state" not in s or "tactic" not in s:

@@ -167,7 +167,7 @@ def test_tactic_prediction_out_is_checked_too(capsys, tmp_path):
     a_file = tmp_path / "file"
     a_file.write_text("x")
     steps = COQ_EXAMPLES.parent / "coq_steps.jsonl"
-    code, _, err = run(capsys, "eval", "--env", "coq", "--tactics", str(steps), "--out", str(a_file))
+    code, _, err = run(capsys, "eval", "--env", "coq", "--tactic-steps", str(steps), "--out", str(a_file))
     assert code == EXIT_USAGE and "is a file, not a directory" in err
 
 

@@ -222,7 +222,9 @@ def test_report_compares_runs(tmp_path):
 def test_tactic_prediction_eval(tmp_path):
     tactics_file = DATA / "coq_steps.jsonl"
     out = tmp_path / "tp"
-    done = prover("eval", "--env", "coq", "--tactics", str(tactics_file), "--top-k", "25", "--check", "--out", str(out))
+    done = prover(
+        "eval", "--env", "coq", "--tactic-steps", str(tactics_file), "--top-k", "25", "--check", "--out", str(out)
+    )
     assert done.returncode == 0, done.stderr
     summary = json.loads((out / "tactic_summary.json").read_text())
     # the automation list contains `intros; lia` (step 1) and `lia` (step 2) but not step 3's tactic

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
+from envs.types import Suggestion
 from prover import wiring
 from prover.cli import main
-from search.best_first import Suggestion
 from tests.conftest import ROOT
 
 STEPS = ROOT / "tests" / "data" / "coq_steps.jsonl"
@@ -19,12 +19,12 @@ def test_tactic_eval_scores_and_closes_its_generator(monkeypatch, tmp_path, caps
         async def generate(self, states, n):
             return [[Suggestion("lia.", -0.1, 1), Suggestion("intros; lia", -0.5, 3)][:n] for _ in states]
 
-        async def aclose(self) -> None:
+        async def close(self) -> None:
             closed.append(True)
 
     monkeypatch.setattr(wiring, "make_generator", lambda *args, **kwargs: Fixed())
     out = tmp_path / "tp"
-    assert main(["eval", "--env", "coq", "--tactics", str(STEPS), "--top-k", "2", "--out", str(out)]) == 0
+    assert main(["eval", "--env", "coq", "--tactic-steps", str(STEPS), "--top-k", "2", "--out", str(out)]) == 0
     summary = json.loads((out / "tactic_summary.json").read_text())
     steps = len(STEPS.read_text().splitlines())
     assert summary["steps"] == steps and 0 < summary["top2"] <= 1
@@ -37,9 +37,12 @@ def test_top_k_and_check_reach_the_resolved_config(monkeypatch, tmp_path, capsys
         async def generate(self, states, n):
             return [[Suggestion("lia.", -0.1, 1)] for _ in states]
 
+        async def close(self) -> None:
+            pass
+
     monkeypatch.setattr(wiring, "make_generator", lambda *args, **kwargs: Fixed())
     out = tmp_path / "tp"
-    assert main(["eval", "--env", "coq", "--tactics", str(STEPS), "--top-k", "3", "--out", str(out)]) == 0
+    assert main(["eval", "--env", "coq", "--tactic-steps", str(STEPS), "--top-k", "3", "--out", str(out)]) == 0
     resolved = json.loads((out / "tactic_config.json").read_text())
     assert resolved["top_k"] == 3 and resolved["check"] is False
     assert resolved["eval"]["top_k"] == 3
