@@ -59,3 +59,12 @@ def test_draft_closes_a_gap_only_coqhammer_closes(tmp_path):
     assert record["status"] == "proved" and record["verified"] and record["gaps_closed"] == 1
     assert record["tactics"][0] in ("assert (h : rev (rev l) = l) by sauto.", "assert (h : rev (rev l) = l) by hammer.")
     assert "From Hammer Require Import Hammer Tactics." in record["proof"]
+
+
+def test_the_rocq_variant_belongs_to_coq():
+    done = prover("prove", "--env", "lean", "--variant", "rocq", "rq_two", "--data", str(MINIF2F_DATA))
+    assert done.returncode == 2 and "--env coq (rocq)" in done.stderr
+    # --env coq alone reads the rocq variant (the default --variant is a Lean one)
+    done = prover("prove", "--env", "coq", "rq_two", "--data", str(MINIF2F_DATA), "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout)["tactics"] == ["reflexivity"]
