@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, get_type_hints
 
+from search.best_first import Budget, SearchConfig
+
 T = TypeVar("T")
 
 
@@ -234,13 +236,14 @@ class GeneratorOptions:
         at_least=0,
         neutral=True,
     )
-    request_timeout: float = opt(
-        300.0, "openai: seconds to wait for one answer of the server", above=0, neutral=True
-    )
+    request_timeout: float = opt(300.0, "openai: seconds to wait for one answer of the server", above=0, neutral=True)
     seed: int = opt(0, "random seed for sampling")
 
     def __post_init__(self) -> None:
         check_ranges(self)
+
+
+_BUDGET, _SEARCH = Budget(), SearchConfig()  # the search's defaults: the flags repeat none of them
 
 
 @dataclass(frozen=True)
@@ -250,14 +253,19 @@ class SearchOptions:
         "llemma: Llemma's miniF2F setup (32 beams at temperature 0, length-normalised score, 100 expansions, 600 s)",
         choices=("llemma",),
     )
-    expansions: int = opt(100, "maximum expansions per theorem", at_least=1)
-    time_limit: float = opt(600.0, "wall-clock seconds per theorem", above=0)
-    tactic_timeout: float = opt(10.0, "seconds per tactic", above=0)
-    max_restarts: int = opt(10, "proof-assistant restarts allowed per theorem", at_least=0)
-    samples: int = opt(8, "candidate tactics per expanded state", at_least=1)
-    batch: int = opt(1, "states expanded per model call", at_least=1)
+    expansions: int = opt(_BUDGET.max_expansions, "maximum expansions per theorem", at_least=1)
+    time_limit: float = opt(_BUDGET.time_limit, "wall-clock seconds per theorem", above=0)
+    tactic_timeout: float = opt(_BUDGET.tactic_timeout, "seconds per tactic", above=0)
+    max_restarts: int = opt(
+        _BUDGET.max_restarts,
+        "proof-assistant restarts this theorem's own calls may cause before its search stops "
+        "(each backend also gives up on a process that crashes over and over in a row)",
+        at_least=0,
+    )
+    samples: int = opt(_SEARCH.samples, "candidate tactics per expanded state", at_least=1)
+    batch: int = opt(_SEARCH.batch, "states expanded per model call", at_least=1)
     scorer: str = opt(
-        "logprob",
+        _SEARCH.scorer,
         "frontier order: logprob (sum) or normalized (sum of per-token means)",
         choices=("logprob", "normalized"),
     )
