@@ -159,8 +159,6 @@ def test_cli_errors_are_one_line_exit_2(
         "eval", "--benchmark", "leandojo", "--env", "leandojo", "--out", str(tmp_path / "r")
     )
     assert "--benchmark leandojo" in run("eval", "--traced-tactics", "--out", str(tmp_path / "r2"))
-    with_ray = run("eval", *leandojo_args(dojo_benchmark, "--ray", "--out", str(tmp_path / "r4")))
-    assert "--ray cannot carry LeanDojo theorems" in with_ray
     assert "--statement" not in run("prove", "--env", "leandojo", "--statement", "theorem t : True :=")
     # a repository that LeanDojo has not traced
     other = tmp_path / "other"
