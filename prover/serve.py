@@ -33,7 +33,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from envs.tactic_guard import TacticPolicy
 from prover.generators.base import SuggestRequest
 from prover.generators.batching import Batcher, QueueFull
 from prover.options import GeneratorOptions, add_options, opt, resolve
@@ -259,7 +258,7 @@ def serve_ports(args: argparse.Namespace) -> tuple[int, ...]:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from prover.wiring import make_generator
+    from prover.session import Session, generator_config
 
     options = resolve(ServeOptions, args)
     generator_options = resolve(GeneratorOptions, args)
@@ -273,17 +272,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise ValueError("prover serve needs aiohttp: pip install 'prover[server]'") from exc
     sockets = listen(options.host, ports)  # before the model: a busy port fails in a second, not after loading
     try:
-        policy = TacticPolicy(allow_native_decide=options.allow_native_decide)
-        generator = make_generator(generator_options, options.language, policy)  # type: ignore[arg-type]
-        generator.load()  # a model that cannot load should fail now, not on the editor's first request
+        config = generator_config(generator_options, options.language, options.allow_native_decide)
         name = generator_options.model or generator_options.generator
-        app = build_app(
-            generator,  # type: ignore[arg-type]
-            options.samples,
-            name,
-            max_batch=options.max_batch,
-            max_queue=options.max_queue,
-        )
 
         def ready() -> None:
             for sock in sockets:
@@ -291,7 +281,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
                 print(f"serving tactic suggestions on http://{where} (llmstep and Lean Copilot)", flush=True)
 
-        asyncio.run(run_server(app, sockets, ready))
+        async def serve() -> None:
+            # the session builds the generator and closes it (a client, an engine) when the server stops
+            async with Session(config, env=False, concurrency=1) as session:
+                session.generator.load()  # a model that cannot load fails now, not on the editor's first request
+                app = build_app(
+                    session.generator, options.samples, name, max_batch=options.max_batch, max_queue=options.max_queue
+                )
+                await run_server(app, sockets, ready)
+
+        asyncio.run(serve())
     finally:
         for sock in sockets:
             sock.close()

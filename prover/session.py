@@ -77,6 +77,13 @@ def default_config(env: EnvOptions | None = None) -> ProveConfig:
     return ProveConfig(TheoremOptions(), env or EnvOptions(), GeneratorOptions(), SearchOptions())
 
 
+def generator_config(generator: GeneratorOptions, language: str, allow_native_decide: bool = False) -> ProveConfig:
+    """A run that needs only a generator for `language` (the suggestion server), with its tactic policy."""
+    env = {"lean4": "lean", "coq": "coq", "isabelle": "isabelle"}[language]
+    config = default_config(EnvOptions(env=env, allow_native_decide=allow_native_decide))
+    return ProveConfig(config.theorem, config.env, generator, config.search)
+
+
 # the flags that name one theorem; `prover eval` selects theorems otherwise and does not offer them
 ONE_THEOREM_FLAGS = frozenset({"file", "theorem", "statement", "header"})
 # what a theorem file's suffix says about the proof assistant, when --env is not given
