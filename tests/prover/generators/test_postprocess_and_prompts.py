@@ -117,3 +117,16 @@ async def test_suggestions_extend_the_prefix_and_use_llmsteps_context():
     assert all(s.tactic.startswith(r.prefix.lstrip()) for r, ss in zip(requests, out, strict=True) for s in ss)
     spaced = await gen.suggest_many([SuggestRequest("⊢ P", "exact ")], 8)
     assert [s.tactic for s in spaced[0]] == ["exact  h", "exact  foo"]  # "exact" does not extend "exact "
+
+
+async def test_allow_native_decide_reaches_the_generator_of_a_run(tmp_path):
+    from prover.options import GeneratorOptions
+    from prover.session import Session, generator_config
+
+    listed = tmp_path / "tactics.txt"
+    listed.write_text("native_decide\nsimp\n")
+    for allow, expected in ((False, ["simp"]), (True, ["native_decide", "simp"])):
+        config = generator_config(GeneratorOptions(tactics=listed), "lean4", allow)
+        async with Session(config, env=False, concurrency=1) as session:
+            out = await session.generator.generate([ProofState(("⊢ P",))], 4)
+        assert [s.tactic for s in out[0]] == expected
