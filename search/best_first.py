@@ -40,6 +40,7 @@ from envs.types import (
     metered,
 )
 from search.tree import Node, Outcome, SearchTree
+from search.tree import Status as NodeStatus
 
 log = logging.getLogger(__name__)
 
@@ -362,7 +363,7 @@ async def _search(
         while frontier and len(batch) < config.batch:
             _, _, node_id = heapq.heappop(frontier)
             node = tree.nodes[node_id]
-            if not node.expanded and node.status.value == "open":
+            if not node.expanded and node.status is NodeStatus.OPEN:
                 batch.append(node)
         return batch
 
