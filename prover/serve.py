@@ -9,12 +9,14 @@ and Lean Copilot's external-generator port 23337):
   success probability: `exp` of the sequence log-probability), always a finite number.
 `GET /health` answers `{"status": "ok", ...}`.
 
-Requests from all editors go through one `Batcher`: the requests waiting when the model is
-free go to it as one call. The queue is bounded (503 with `Retry-After` when full), and a
-client that disconnects takes its waiting request out of it. Every client error is a 4xx
-with a JSON `{"error"}` body; a model failure is a 503; every suggestion has passed the
-untrusted-tactic guard with the server's policy (and contains no `[SUGGESTION]`, llmstep's
-separator). The ports are bound before the model loads, so a busy port fails at once.
+Requests from all editors go through one `Batcher` (adaptive): a lone editor's request goes to
+the model at once; while several editors are active, the requests waiting when the model is
+free, and those of editors coming back from the last call, go to it as one call. The queue
+is bounded (503 with `Retry-After` when full), and a client that disconnects takes its
+waiting request out of it. Every client error is a 4xx with a JSON `{"error"}` body; a model
+failure is a 503; every suggestion has passed the untrusted-tactic guard with the server's
+policy (and contains no `[SUGGESTION]`, llmstep's separator). The ports are bound before
+the model loads, so a busy port fails at once.
 """
 
 from __future__ import annotations
