@@ -225,22 +225,27 @@ class _Collector:
     While searches run, every `every` recorded candidates the young generations are collected
     (freeing young cyclic garbage) and the survivors are moved to the permanent generation
     (`gc.freeze`), so each later collection examines only what is newer; reference counting still
-    frees trees and states. When a search ends everything is unfrozen: the last one restores the
-    collector as it was; otherwise one full collection frees what was frozen and is now garbage.
+    frees trees and states. The last search to end unfreezes everything. While others still run,
+    a search that ends unfreezes and runs one full collection (freeing cycles that died frozen)
+    only if `release_every` seconds passed since the last one: with a model loaded a full
+    collection takes most of a second, and it stops every search in the event loop.
     A process that froze objects itself is left alone; `COLLECTOR.every = 0` turns this off.
     """
 
     every = 4096
+    release_every = 60.0
 
     def __init__(self) -> None:
         self.searches = 0
         self.active = False
         self.pending = 0
+        self.released = 0.0
 
     def enter(self) -> None:
         if self.searches == 0:
             self.active = self.every > 0 and gc.isenabled() and gc.get_freeze_count() == 0
             self.pending = self.every  # the first freeze takes what the process already holds (modules, models)
+            self.released = time.monotonic()
         self.searches += 1
         self.grew(0)
 
@@ -255,13 +260,14 @@ class _Collector:
         self.searches -= 1
         if not self.active:
             return
-        gc.unfreeze()
         if self.searches == 0:
             self.active = False
-        else:
-            # cyclic garbage frozen meanwhile is freed now, once per search; the others refreeze next step
+            gc.unfreeze()
+        elif time.monotonic() - self.released >= self.release_every:
+            self.released = time.monotonic()
+            gc.unfreeze()
             gc.collect()
-            self.pending = self.every
+            self.pending = self.every  # the searches still running refreeze at their next step
 
     @contextmanager
     def searching(self) -> Iterator[None]:

@@ -391,6 +391,7 @@ async def test_survivors_are_frozen_during_searches_and_released_when_one_ends(m
     from search import best_first
 
     monkeypatch.setattr(best_first.COLLECTOR, "every", 1)  # freeze after every expansion
+    monkeypatch.setattr(best_first.COLLECTOR, "release_every", 0.0)  # release at every search's end
     assert gc.get_freeze_count() == 0
 
     class Cycle:
@@ -421,7 +422,7 @@ async def test_survivors_are_frozen_during_searches_and_released_when_one_ends(m
     assert (await best_first_search(ScriptedEnv(chain), fast_gen, THM)).status == "proved"
     assert all(count > 0 for count in fast_gen.frozen)  # the tree so far was out of the collector's way
     assert not slow.done()
-    # the finished search's frozen garbage is freed now, not when the other search ends
+    # the finished search's frozen garbage is freed now (`release_every` passed), not when the other search ends
     assert len(fast_gen.cycles) == 12 and all(ref() is None for ref in fast_gen.cycles[:-1])
     assert (await slow).status == "proved"
     assert gc.get_freeze_count() == 0  # the last search released everything
@@ -477,3 +478,21 @@ async def test_the_callers_meter_also_gets_the_searchs_charges():
         result = await search(env, FixedGenerator({"root": [("slow", 0.0), ("a", 0.0)]}))
     assert result.status == "proved" and result.restarts == 1 and result.replays == 2
     assert (outer.restarts, outer.replays, outer.verify_s) == (1, 2, 0.01)
+
+
+async def test_a_search_ending_beside_others_releases_the_frozen_at_most_every_release_every(monkeypatch) -> None:
+    import gc
+
+    from search import best_first
+
+    monkeypatch.setattr(best_first.COLLECTOR, "release_every", 3600.0)
+    graph = {"root": {"a": QED}}
+    gen = FixedGenerator({"root": [("a", 0.0)]})
+    slow = asyncio.ensure_future(best_first_search(ScriptedEnv(graph, delay=0.3), gen, THM))
+    await asyncio.sleep(0.05)
+    frozen = gc.get_freeze_count()
+    assert frozen > 0
+    assert (await best_first_search(ScriptedEnv(graph), gen, THM)).status == "proved"
+    assert gc.get_freeze_count() >= frozen  # no full collection while the other search runs: too soon
+    assert (await slow).status == "proved"
+    assert gc.get_freeze_count() == 0
