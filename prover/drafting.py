@@ -228,29 +228,31 @@ def cmd_draft(args: Any) -> int:
 
     from prover.datasets import coq_prelude
     from prover.generators.automation import CLOSERS, read_tactic_file
+    from prover.options import DraftOptions, resolve, to_jsonable
     from prover.session import EXIT_NOT_PROVED, EXIT_PROVED, Session, UsageError, resolve_prove_config, select_theorem
 
     config = resolve_prove_config(args)
+    draft = resolve(DraftOptions, args)
     theorem = select_theorem(config, args.name)
     if theorem.language == "coq":  # the closers' libraries, CoqHammer included when installed
         theorem = dataclasses.replace(theorem, header=coq_prelude(theorem.header) + theorem.header)
-    closers = read_tactic_file(args.closers) if args.closers else CLOSERS[theorem.language]
-    if args.sketch is None and config.generator.generator == "automation":
+    closers = read_tactic_file(draft.closers) if draft.closers else CLOSERS[theorem.language]
+    if draft.sketch is None and config.generator.generator == "automation":
         raise UsageError("draft needs --sketch FILE or a model: --generator hf|vllm|openai --model M")
 
     async def run() -> DraftResult:
-        if args.sketch is not None:
+        if draft.sketch is not None:
             try:
-                sketches, source = [args.sketch.read_text(encoding="utf-8")], "none"
+                sketches, source = [draft.sketch.read_text(encoding="utf-8")], "none"
             except OSError as exc:
-                raise UsageError(f"cannot read {args.sketch}: {exc}") from exc
+                raise UsageError(f"cannot read {draft.sketch}: {exc}") from exc
         # sketches end at the `---` delimiter of the DSP prompts, whatever --prompt says
         options = dataclasses.replace(config.generator, prompt="llemma")
         # one sketch request at a time (`complete_text` is the model's own, not batched)
-        only_env = args.sketch is not None
+        only_env = draft.sketch is not None
         async with Session(config, generator=not only_env, generator_options=options, concurrency=1) as session:
-            if args.sketch is None:
-                sketches, _, source = await write_sketches(session.generator, theorem, args.sketches)
+            if draft.sketch is None:
+                sketches, _, source = await write_sketches(session.generator, theorem, draft.sketches)
             try:
                 return await draft_sketch_prove(
                     session.env, theorem, sketches, closers, config.search.tactic_timeout, source
@@ -262,8 +264,9 @@ def cmd_draft(args: Any) -> int:
 
     result = asyncio.run(run())
     record = result.to_record()
-    if args.json:
-        print(json.dumps(record, ensure_ascii=False))
+    if args.json:  # with the resolved options, as every results file has them
+        resolved = {**to_jsonable(config), "draft": to_jsonable(draft)}
+        print(json.dumps({**record, "config": resolved}, ensure_ascii=False))
     elif result.status == "proved":
         print(
             f"proved {theorem.name} from a sketch ({record['gaps_closed']} gaps closed by automation; "
@@ -276,8 +279,7 @@ def cmd_draft(args: Any) -> int:
 
 
 def add_parser(sub: Any) -> None:
-    from pathlib import Path
-
+    from prover.options import DraftOptions, add_options
     from prover.session import add_prove_options
 
     p = sub.add_parser(
@@ -290,11 +292,8 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("name", nargs="?", help="theorem name (miniF2F, or inside --file)")
     add_prove_options(p)
-    d = p.add_argument_group("drafting")
-    d.add_argument("--sketch", type=Path, help="a sketch to prove instead of asking the model")
-    d.add_argument("--sketches", type=int, default=4, help="sketches to sample from the model (default: 4)")
-    d.add_argument(
-        "--closers", type=Path, help="tactics that may close a gap, one per line (default: the automation list)"
+    add_options(p, DraftOptions, "drafting")
+    p.add_argument_group("output").add_argument(
+        "--json", action="store_true", help="print one JSON object (with the resolved options) instead of text"
     )
-    d.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.set_defaults(func=cmd_draft)

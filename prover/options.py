@@ -274,6 +274,16 @@ class SearchOptions:
         check_ranges(self)
 
 
+@dataclass(frozen=True)
+class DraftOptions:
+    sketch: Path | None = opt(None, "a sketch to prove instead of asking the model")
+    sketches: int = opt(4, "sketches to sample from the model", at_least=1)
+    closers: Path | None = opt(None, "tactics that may close a gap, one per line (default: the automation list)")
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
+
+
 PRESETS: dict[str, dict[str, Any]] = {
     "llemma": {
         "samples": 32,

@@ -4,6 +4,7 @@ no capability is probed with getattr/hasattr."""
 from __future__ import annotations
 
 import ast
+import json
 import pickle
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -154,6 +155,20 @@ def test_every_generator_implements_the_protocol():
     assert isinstance(AutomationGenerator("coq"), TacticGenerator)
 
 
+def test_only_the_session_builds_envs_and_generators():
+    builders = {"make_env", "make_generator"}
+    callers = set()
+    for room in ROOMS:
+        for path in (ROOT / room).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Call):
+                    func = node.func
+                    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+                    if name in builders:
+                        callers.add(path.relative_to(ROOT).as_posix())
+    assert callers == {"prover/session.py"}
+
+
 # --------------------------------------------------------------------------- the session
 
 
@@ -278,3 +293,24 @@ def test_search_options_take_their_defaults_from_the_search():
     config = resolve_prove_config(build_parser().parse_args(["prove"]))
     assert config.budget() == Budget()
     assert config.search_config() == SearchConfig()
+
+
+def test_draft_flags_are_options_with_ranges(capsys):
+    from prover.options import DraftOptions, resolve
+
+    args = build_parser().parse_args(["draft", "t", "--sketches", "2", "--closers", "c.txt"])
+    assert resolve(DraftOptions, args) == DraftOptions(sketch=None, sketches=2, closers=Path("c.txt"))
+    assert main(["draft", "t", "--sketches", "0"]) == 2
+    assert "sketches" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("coq_available")
+def test_draft_json_carries_the_resolved_options():
+    from tests.prover.test_drafting import DATA, draft_coq
+
+    sketch = DATA / "dsp_sum_sketch.v"
+    done = draft_coq("dsp_sum", "--sketch", str(sketch), "--sketches", "3", "--json")
+    assert done.returncode == 0, done.stderr
+    config = json.loads(done.stdout)["config"]
+    assert config["draft"] == {"sketch": str(sketch), "sketches": 3, "closers": None}
+    assert config["env"]["env"] == "coq" and config["search"]["tactic_timeout"] > 0
