@@ -44,6 +44,9 @@ async def batched(gen: HFGenerator, states: list[ProofState], requests: int, n: 
         async def generate(self, batch, k):
             return await gen._complete([gen.prompt.render(s.text) for s in batch], k)
 
+        async def close(self) -> None:  # the model itself is the benchmark's to keep
+            pass
+
     batcher = BatchingGenerator(Raw(), max_batch=len(states), max_wait=0.01)
 
     async def search(state: ProofState) -> int:
