@@ -156,6 +156,9 @@ class ProofEnv(Protocol):
     """An async proof-assistant session pool. One instance serves many concurrent searches.
 
     `size` is how many tactics it can check at once (its processes or server sessions).
+    What a call cost beyond its own wall time (the restarts and replays it caused, the time of
+    fresh re-checks) is charged to the caller's `Usage` meter (`current_usage()`), never kept
+    as pool-wide counters that callers would have to read.
     """
 
     language: Language
