@@ -565,8 +565,11 @@ class CoqIde(ProcessPool[_Slot]):
 
     async def _drop_verifier(self, header: str) -> None:
         verifier = self._verifiers.pop(header, None)
-        if verifier is not None and verifier.process is not None:
-            await verifier.process.kill()
+        if verifier is None:
+            return
+        async with verifier.lock:  # never kill a verifier in the middle of another search's check
+            if verifier.process is not None:
+                await verifier.process.kill()
 
     async def _verifier(self, header: str) -> _Slot:
         verifier = self._verifiers.get(header)

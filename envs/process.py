@@ -157,21 +157,25 @@ class ChildProcess:
             raise self._died() from exc
 
     async def readline(self) -> bytes:
-        assert self.proc is not None and self.proc.stdout is not None
-        line = await self.proc.stdout.readline()
+        proc = self.proc  # `kill` may clear self.proc while we wait: keep our own reference
+        if proc is None or proc.stdout is None:
+            raise self._died()
+        line = await proc.stdout.readline()
         if not line:
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self.proc.wait(), 1.0)
+                await asyncio.wait_for(proc.wait(), 1.0)
             raise self._died()
         return line
 
     async def read_until(self, marker: bytes) -> bytes:
-        assert self.proc is not None and self.proc.stdout is not None
+        proc = self.proc  # `kill` may clear self.proc while we wait: keep our own reference
+        if proc is None or proc.stdout is None:
+            raise self._died()
         try:
-            return await self.proc.stdout.readuntil(marker)
+            return await proc.stdout.readuntil(marker)
         except asyncio.IncompleteReadError as exc:
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self.proc.wait(), 1.0)
+                await asyncio.wait_for(proc.wait(), 1.0)
             raise self._died() from exc
 
     def _died(self) -> ProcessDied:

@@ -145,3 +145,17 @@ async def test_kill_leaves_no_process_behind():
     assert watchdog is not None and watchdog.returncode is None
     await child.kill()
     assert _gone(pid) and _gone(watchdog.pid)
+
+
+async def test_a_read_interrupted_by_a_kill_is_a_process_death():
+    """Another task killing the process while a read waits gives ProcessDied, never an AttributeError."""
+    child = ChildProcess([sys.executable, "-c", "import time; time.sleep(60)"], None, "")
+    await child.start()
+    read = asyncio.create_task(child.read_until(b"</value>"))
+    await asyncio.sleep(0.2)
+    await child.kill()
+    with pytest.raises(ProcessDied):
+        await read
+    for again in (child.read_until(b"</value>"), child.readline()):
+        with pytest.raises(ProcessDied):
+            await again
