@@ -417,11 +417,21 @@ async def test_survivors_are_frozen_during_searches_and_released_when_one_ends(m
     chain = {f"s{i}": {"step": f"s{i + 1}"} for i in range(10)} | {"root": {"step": "s0"}, "s10": {"qed": QED}}
     fast_gen = HoldingCycles({"s10": [("qed", 0.0)]}, [("step", 0.0)])
     slow_gen = HoldingCycles({"root": [("a", 0.0)], "A": [("b", 0.0)]})
-    slow_env = ScriptedEnv({"root": {"a": "A"}, "A": {"b": QED}}, delay=0.5)
+    go_on = asyncio.Event()
+
+    class GatedEnv(ScriptedEnv):
+        """Its tactics wait until the fast search has finished, however slow the machine is."""
+
+        async def run_tactic(self, state, tactic, timeout):  # type: ignore[no-untyped-def]
+            await go_on.wait()
+            return await super().run_tactic(state, tactic, timeout)
+
+    slow_env = GatedEnv({"root": {"a": "A"}, "A": {"b": QED}})
     slow = asyncio.ensure_future(best_first_search(slow_env, slow_gen, THM))
     assert (await best_first_search(ScriptedEnv(chain), fast_gen, THM)).status == "proved"
     assert all(count > 0 for count in fast_gen.frozen)  # the tree so far was out of the collector's way
     assert not slow.done()
+    go_on.set()
     # the finished search's frozen garbage is freed now (`release_every` passed), not when the other search ends
     assert len(fast_gen.cycles) == 12 and all(ref() is None for ref in fast_gen.cycles[:-1])
     assert (await slow).status == "proved"
