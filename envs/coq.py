@@ -90,7 +90,7 @@ class CoqConfig:
     cmd: tuple[str, ...] = ("coqidetop.opt", "-main-channel", "stdfds")
     coqc: str = "coqc"
     processes: int = 1
-    max_restarts: int = 20  # in a row, without a successful call between them
+    max_restarts_in_a_row: int = 20  # in a row, without a successful call between them
     start_timeout: float = 120.0
     verify_timeout: float = 300.0
     allowed_axioms: frozenset[str] = STANDARD_AXIOMS
@@ -325,7 +325,7 @@ class CoqIde(ProcessPool[_Slot]):
     setup_hint = SETUP_HINT
 
     def __init__(self, config: CoqConfig = CoqConfig()) -> None:
-        super().__init__([_Slot(i) for i in range(max(1, config.processes))], config.max_restarts)
+        super().__init__([_Slot(i) for i in range(max(1, config.processes))], config.max_restarts_in_a_row)
         self.config = config
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._verifiers: dict[str, _Slot] = {}  # header -> its verifier document

@@ -153,7 +153,7 @@ class IsabelleConfig:
     host: str = "localhost"
     isabelle_path: Path = Path("~/Isabelle2022").expanduser()
     workdir: Path | None = None
-    max_restarts: int = 20
+    max_restarts_in_a_row: int = 20
     start_timeout: float = 600.0
     policy: TacticPolicy = field(default_factory=TacticPolicy)
     # a local PISA server's memory (with its Isabelle) is sampled while a step runs; past the cap
@@ -192,7 +192,7 @@ class PisaIsabelle(ProcessPool[_Slot]):
     setup_hint = SETUP_HINT
 
     def __init__(self, config: IsabelleConfig = IsabelleConfig()) -> None:
-        super().__init__([_Slot(i, port) for i, port in enumerate(config.ports)], config.max_restarts)
+        super().__init__([_Slot(i, port) for i, port in enumerate(config.ports)], config.max_restarts_in_a_row)
         self.config = config
 
     def _theory_file(self, header: str) -> Path:

@@ -380,7 +380,7 @@ class LeanReplConfig:
     processes: int = 1
     memory_limit_mb: int | None = None
     recycle_fraction: float = 0.5
-    max_restarts: int = 20  # in a row, without a successful call between them
+    max_restarts_in_a_row: int = 20  # in a row, without a successful call between them
     header_cache_size: int = 8
     header_timeout: float = 600.0
     start_timeout: float = 300.0
@@ -431,7 +431,7 @@ class LeanRepl(ProcessPool[_Slot]):
     setup_hint = SETUP_HINT
 
     def __init__(self, config: LeanReplConfig = LeanReplConfig()) -> None:
-        super().__init__([_Slot(i) for i in range(max(1, config.processes))], config.max_restarts)
+        super().__init__([_Slot(i) for i in range(max(1, config.processes))], config.max_restarts_in_a_row)
         self.config = config
         self._pickles: OrderedDict[str, Path] = OrderedDict()
         self._pickle_dir: tempfile.TemporaryDirectory[str] | None = None

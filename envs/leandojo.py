@@ -9,7 +9,7 @@ commit, file, start position), as LeanDojo Benchmark 4 records it. Contracts:
   `ProofGivenUp` are `Failed`, `DojoTacticTimeoutError` is `TimedOut`;
 - a timed-out or crashed Dojo is closed and reopened; states remember their tactic path from
   the root and are replayed into the new Dojo when used (restarts and replays are charged to
-  the caller's `Usage`). A crash loop (more than `max_restarts` in a row) is an `EnvError`;
+  the caller's `Usage`). A crash loop (more than `max_restarts_in_a_row` in a row) is an `EnvError`;
 - at most `processes` Dojos stay open; opening another closes the least recently used idle one;
 - `verify` is a fresh check: a new Dojo in command mode at the theorem's line of its file
   elaborates the declaration with the proof, then `#print axioms` (only the standard axioms
@@ -95,7 +95,7 @@ class LeanDojoTheorem(Theorem):
 class LeanDojoConfig:
     processes: int = 1  # Dojos (Lean processes) open at once
     start_timeout: float = 600.0  # opening a Dojo elaborates the file up to the theorem
-    max_restarts: int = 20  # in a row, without a successful call between them
+    max_restarts_in_a_row: int = 20  # in a row, without a successful call between them
     policy: TacticPolicy = field(default_factory=TacticPolicy)
 
 
@@ -434,7 +434,7 @@ class LeanDojoEnv:
         current_usage().restarts += 1
         await self._close_dojo(session)
         session.crashes_in_a_row = session.crashes_in_a_row + 1 if crashed else 0
-        if session.crashes_in_a_row > self.config.max_restarts:
+        if session.crashes_in_a_row > self.config.max_restarts_in_a_row:
             raise EnvError(
                 f"{session.theorem.name}: LeanDojo restarted {session.crashes_in_a_row} times in a row; giving up"
             )

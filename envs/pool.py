@@ -18,7 +18,7 @@ Recovery lives here, in one place:
 - a process that dies (or answers something unreadable) is restarted and the tactic retried
   once; twice is a `Failed`; a process killed at the memory cap is a `Failed` at once;
 - a process that dies again right after starting is a setup error;
-- more than `max_restarts` restarts in a row, with no successful call between them (a crash
+- more than `max_restarts_in_a_row` restarts in a row, with no successful call between them (a crash
   loop), is an `EnvError`; `restarts` counts them all, and each is charged to the calling
   search's `current_usage()`.
 """
@@ -96,9 +96,9 @@ class ProcessPool(Generic[S]):
     setup_hint = ""
     grace = 5.0  # seconds past a tactic's timeout before the process is killed
 
-    def __init__(self, slots: list[S], max_restarts: int) -> None:
+    def __init__(self, slots: list[S], max_restarts_in_a_row: int) -> None:
         self._slots = slots
-        self.max_restarts = max_restarts
+        self.max_restarts_in_a_row = max_restarts_in_a_row
         self.restarts = 0
         self._in_a_row = 0  # restarts since the last successful call
         self._released = asyncio.Event()  # set whenever a slot is let go
@@ -179,8 +179,9 @@ class ProcessPool(Generic[S]):
         self._in_a_row += 1
         log.info("restarting %s %d: %s", self.name, slot.index, why)
         await self._drop_session(slot)
-        if self._in_a_row > self.max_restarts:
-            raise EnvError(f"the {self.name} was restarted more than {self.max_restarts} times in a row; last: {why}")
+        if self._in_a_row > self.max_restarts_in_a_row:
+            limit = self.max_restarts_in_a_row
+            raise EnvError(f"the {self.name} was restarted more than {limit} times in a row; last: {why}")
 
     async def start(self, theorem: Theorem) -> ProofState:
         slot = min(self._slots, key=lambda s: (s.assigned, s.lock.locked(), s.index))

@@ -65,7 +65,13 @@ class ProveConfig:
         )
 
     def search_config(self) -> SearchConfig:
-        return SearchConfig(samples=self.search.samples, batch=self.search.batch, scorer=self.search.scorer)
+        # a model's next call overlaps the checks; the automation list costs nothing to ask
+        return SearchConfig(
+            samples=self.search.samples,
+            batch=self.search.batch,
+            scorer=self.search.scorer,
+            pipeline=self.generator.generator != "automation",
+        )
 
     @property
     def language(self) -> Language:
@@ -223,7 +229,7 @@ class Session:
     def open(self) -> None:
         """Build the env and the generator (no process starts before the first theorem)."""
         if self._want_env:
-            self._env = wiring.make_env(self.config.env)
+            self._env = wiring.make_env(self.config.env, self.config.search.tactic_timeout)
         self.concurrency = self._concurrency or (self._env.size if self._env is not None else 1)
         if self._want_generator:
             policy = wiring.tactic_policy(self.config.env)

@@ -34,7 +34,8 @@ def tactic_policy(options: EnvOptions) -> TacticPolicy:
     return TacticPolicy(allow_native_decide=options.allow_native_decide)
 
 
-def make_env(options: EnvOptions) -> ProofEnv:
+def make_env(options: EnvOptions, tactic_timeout: float | None = None) -> ProofEnv:
+    """The env `options` name; `tactic_timeout` (the search's) sets Lean's heartbeat limit from the start."""
     policy = tactic_policy(options)
     if options.env == "isabelle":
         from envs.isabelle import IsabelleConfig, PisaIsabelle, parse_ports
@@ -77,6 +78,7 @@ def make_env(options: EnvOptions) -> ProofEnv:
             processes=options.processes,
             memory_limit_mb=options.memory_limit_mb,
             policy=policy,
+            tactic_timeout=tactic_timeout,
         )
     )
 

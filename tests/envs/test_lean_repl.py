@@ -438,7 +438,7 @@ async def test_timeout_restarts_unpickles_the_header_and_replays(make_repl, tmp_
 
 
 async def test_a_bad_pickle_costs_one_header_elaboration_not_a_crash_loop(make_repl, tmp_path):
-    env = make_repl("--hang-on", "exact hang", max_restarts=3)
+    env = make_repl("--hang-on", "exact hang", max_restarts_in_a_row=3)
     root = await env.start(AND)
     [pickle] = env._pickles.values()
     pickle.write_bytes(b"\x00 not a pickle")  # the real REPL dies unpickling this
@@ -563,7 +563,7 @@ async def test_the_default_cap_is_finite():
 
 
 async def test_restarts_are_bounded(make_repl):
-    env = make_repl("--hang-on", "exact hang", max_restarts=1)
+    env = make_repl("--hang-on", "exact hang", max_restarts_in_a_row=1)
     root = await env.start(AND)
     assert isinstance(await env.run_tactic(root, "exact hang", 0.3), TimedOut)
     with pytest.raises(EnvError, match="restarted more than 1"):
@@ -571,7 +571,7 @@ async def test_restarts_are_bounded(make_repl):
 
 
 async def test_restarts_between_successes_are_not_a_crash_loop(make_repl):
-    env = make_repl("--hang-on", "exact hang", max_restarts=1)
+    env = make_repl("--hang-on", "exact hang", max_restarts_in_a_row=1)
     root = await env.start(AND)
     for _ in range(3):
         assert isinstance(await env.run_tactic(root, "exact hang", 0.3), TimedOut)

@@ -23,7 +23,7 @@ class Memory(ProcessPool[_Slot]):
     """Tactics are `sleep S`, `crash`, or anything else (instant progress). Replays cost `replay_s` each."""
 
     def __init__(self, slots: int, replay_s: float = 0.0) -> None:
-        super().__init__([_Slot(i) for i in range(slots)], max_restarts=5)
+        super().__init__([_Slot(i) for i in range(slots)], max_restarts_in_a_row=5)
         self.replay_s = replay_s
         self.grace = 0.2
         self.replayed: list[tuple[int, tuple[str, ...]]] = []

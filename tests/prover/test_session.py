@@ -188,7 +188,7 @@ class Built:
         self.envs: list[RecordingEnv] = []
         self.generators: list[FixedGenerator] = []
 
-        def make_env(options: EnvOptions) -> RecordingEnv:
+        def make_env(options: EnvOptions, tactic_timeout: float | None = None) -> RecordingEnv:
             env = RecordingEnv({"root": {"trivial": QED}}, size=size)
             self.envs.append(env)
             return env
@@ -314,3 +314,14 @@ def test_draft_json_carries_the_resolved_options():
     config = json.loads(done.stdout)["config"]
     assert config["draft"] == {"sketch": str(sketch), "sketches": 3, "closers": None}
     assert config["env"]["env"] == "coq" and config["search"]["tactic_timeout"] > 0
+
+
+def test_model_generators_overlap_their_next_call_and_the_automation_list_does_not():
+    automation = default_config()
+    model = ProveConfig(automation.theorem, automation.env, GeneratorOptions(generator="hf"), automation.search)
+    assert model.search_config().pipeline and not automation.search_config().pipeline
+
+
+def test_the_search_tactic_timeout_sets_the_lean_heartbeat_limit_before_any_tactic(tmp_path):
+    env = wiring.make_env(EnvOptions(repl_cmd="lean-repl-not-started"), tactic_timeout=3.0)
+    assert env.config.heartbeat_limit(10.0) == 3 * env.config.heartbeats_per_second  # type: ignore[attr-defined]
