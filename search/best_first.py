@@ -39,8 +39,7 @@ from envs.types import (
     current_usage,
     metered,
 )
-from search.tree import Node, Outcome, SearchTree
-from search.tree import Status as NodeStatus
+from search.tree import Node, NodeStatus, Outcome, SearchTree
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +92,7 @@ class SearchConfig:
             raise ValueError(f"unknown scorer {self.scorer!r}; choose from {sorted(SCORERS)}")
 
 
-Status = Literal["proved", "failed", "error"]
+ResultStatus = Literal["proved", "failed", "error"]  # a search's outcome; a node's is `NodeStatus`
 
 
 @dataclass(slots=True)
@@ -104,7 +103,7 @@ class SearchResult:
     """
 
     theorem: str
-    status: Status
+    status: ResultStatus
     stop_reason: str
     proof: list[str] = field(default_factory=list)
     proof_text: str = ""
@@ -325,7 +324,7 @@ async def _search(
     verdicts: list[Verdict] = []  # the last fresh check's verdict is reported
     verify_lock = asyncio.Lock()
 
-    def finish(status: Status, reason: str, tree: SearchTree | None = None, **extra: Any) -> SearchResult:
+    def finish(status: ResultStatus, reason: str, tree: SearchTree | None = None, **extra: Any) -> SearchResult:
         return SearchResult(
             theorem=theorem.name,
             status=status,

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import networkx as nx
 
 
-class Status(str, Enum):
+class NodeStatus(str, Enum):
     OPEN = "open"
     PROVED = "proved"
     FAILED = "failed"
@@ -51,7 +51,7 @@ class Node:
     state: ProofState
     score: float
     depth: int
-    status: Status = Status.OPEN
+    status: NodeStatus = NodeStatus.OPEN
     expanded: bool = False
     out_edges: list[Edge] = field(default_factory=list)
     in_edges: list[Edge] = field(default_factory=list)
@@ -75,7 +75,7 @@ class SearchTree:
 
     @property
     def proved(self) -> bool:
-        return self.root.status is Status.PROVED
+        return self.root.status is NodeStatus.PROVED
 
     def add_edge(
         self,
@@ -108,20 +108,20 @@ class SearchTree:
     def mark_expanded(self, node: Node) -> None:
         node.expanded = True
 
-    def _derived_status(self, node: Node) -> Status:
-        if node.status is Status.PROVED:
-            return Status.PROVED
+    def _derived_status(self, node: Node) -> NodeStatus:
+        if node.status is NodeStatus.PROVED:
+            return NodeStatus.PROVED
         all_failed = node.expanded
         for edge in node.out_edges:
             if edge.outcome is Outcome.PROVED:
-                return Status.PROVED
+                return NodeStatus.PROVED
             if edge.outcome is Outcome.PROGRESS:
                 child = self.nodes[edge.dst]  # type: ignore[index]
-                if child.status is Status.PROVED:
-                    return Status.PROVED
-                if child.status is not Status.FAILED:
+                if child.status is NodeStatus.PROVED:
+                    return NodeStatus.PROVED
+                if child.status is not NodeStatus.FAILED:
                     all_failed = False
-        return Status.FAILED if all_failed else Status.OPEN
+        return NodeStatus.FAILED if all_failed else NodeStatus.OPEN
 
     def propagate(self, node: Node) -> None:
         """Recompute `node`'s status and push any change up through its ancestors."""
@@ -147,7 +147,7 @@ class SearchTree:
             for edge in node.out_edges:
                 if edge.outcome is Outcome.PROGRESS and edge.dst not in seen:
                     child = self.nodes[edge.dst]  # type: ignore[index]
-                    if child.status is Status.PROVED:
+                    if child.status is NodeStatus.PROVED:
                         path.append(edge)
                         node = child
                         break
@@ -169,10 +169,10 @@ class SearchTree:
     def check_invariants(self) -> None:
         for node in self.nodes:
             derived = self._derived_status(node)
-            if node.status is Status.PROVED:
+            if node.status is NodeStatus.PROVED:
                 assert any(
                     e.outcome is Outcome.PROVED
-                    or (e.outcome is Outcome.PROGRESS and self.nodes[e.dst].status is Status.PROVED)  # type: ignore[index]
+                    or (e.outcome is Outcome.PROGRESS and self.nodes[e.dst].status is NodeStatus.PROVED)  # type: ignore[index]
                     for e in node.out_edges
                 ), f"node {node.id} is proved without a proved child"
             assert derived is node.status, f"node {node.id} is {node.status.value}, children say {derived.value}"

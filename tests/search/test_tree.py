@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from envs.types import ProofState
-from search.tree import Outcome, SearchTree, Status
+from search.tree import NodeStatus, Outcome, SearchTree
 
 
 def st(goal: str) -> ProofState:
@@ -22,10 +22,10 @@ def test_proved_propagates_up_and_never_reverts():
     tree.mark_expanded(a)
     tree.add_edge(a, "done", 0.0, Outcome.PROVED)
     tree.propagate(a)
-    assert a.status is Status.PROVED and tree.root.status is Status.PROVED
+    assert a.status is NodeStatus.PROVED and tree.root.status is NodeStatus.PROVED
     tree.add_edge(tree.root, "x", 0.0, Outcome.FAILED)
     tree.propagate(tree.root)
-    assert tree.root.status is Status.PROVED
+    assert tree.root.status is NodeStatus.PROVED
     tree.check_invariants()
     assert [e.tactic for e in tree.proof()] == ["a", "done"]
 
@@ -36,17 +36,17 @@ def test_failed_when_all_children_failed():
     tree.add_edge(tree.root, "b", -1.0, Outcome.TIMED_OUT)
     tree.mark_expanded(tree.root)
     tree.propagate(tree.root)
-    assert tree.root.status is Status.OPEN
+    assert tree.root.status is NodeStatus.OPEN
     tree.mark_expanded(a)
     tree.add_edge(a, "c", 0.0, Outcome.FAILED)
     tree.propagate(a)
-    assert a.status is Status.FAILED and tree.root.status is Status.FAILED
+    assert a.status is NodeStatus.FAILED and tree.root.status is NodeStatus.FAILED
     tree.check_invariants()
 
 
 def test_invariant_check_catches_a_wrong_status():
     tree = SearchTree(st("root"))
-    tree.root.status = Status.PROVED
+    tree.root.status = NodeStatus.PROVED
     with pytest.raises(AssertionError):
         tree.check_invariants()
 
