@@ -166,12 +166,13 @@ class ProcessPool(Generic[S]):
     # ---- shared machinery
 
     async def _drop_session(self, slot: S) -> None:
-        """End the slot's session: its process (if any) and every state id it handed out."""
-        if slot.process is not None:
-            await slot.process.kill()
-        slot.process = None
+        """End the slot's session: its process (if any) and every state id it handed out.
+        The slot forgets the process before the first await, so a cancelled drop leaves no stale ids."""
+        process, slot.process = slot.process, None
         slot.generation += 1
         slot.reset()
+        if process is not None:
+            await process.kill()
 
     async def _restart(self, slot: S, why: str) -> None:
         self.restarts += 1
@@ -189,6 +190,9 @@ class ProcessPool(Generic[S]):
         async with self._using(slot):
             try:
                 ref, goals = await self._open(slot, theorem)
+            except asyncio.CancelledError:
+                await self._drop_session(slot)  # its answer in flight would be read by the next call
+                raise
             except (ProcessDied, asyncio.TimeoutError) as exc:
                 await self._restart(slot, f"while starting {theorem.name}: {exc or 'timeout'}")
                 try:
@@ -223,6 +227,10 @@ class ProcessPool(Generic[S]):
                         made = dataclasses.replace(result.state.handle, slot=slot.index)
                         result = Progress(ProofState(result.state.goals, made))
                     return result
+                except asyncio.CancelledError:
+                    # the caller gave up midway: the answer in flight would be read by the next call
+                    await self._drop_session(slot)
+                    raise
                 except asyncio.TimeoutError:
                     await self._restart(slot, f"no answer {timeout + self.grace:g}s into a {timeout:g}s tactic")
                     return TimedOut(timeout)

@@ -199,14 +199,14 @@ class ChildProcess:
         if self._memory_task is not None:
             self._memory_task.cancel()
             self._memory_task = None
-        await self._stop_watchdog()
-        if proc is None:
-            return
-        if proc.returncode is None:
+        if proc is not None and proc.returncode is None:  # before any await: a cancelled kill still kills
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
+        await self._stop_watchdog()
+        if proc is None:
+            return
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(proc.wait(), 5.0)
         if self._stderr_task is not None:

@@ -429,3 +429,20 @@ async def test_check_file_stops_at_an_error_outside_theorems(coq):
     )
     checks = {c.name: c.verdict for c in await coq.check_file(only_statement)}
     assert checks["ok"].accepted and not checks["nope"].accepted
+
+
+async def test_a_step_cancelled_midway_does_not_desynchronise_the_process(coq):
+    """A search that gives up on a candidate mid-tactic must not leave Coq's answer to be read by
+    the next call (it was read as the next tactic's, then cost a restart charged to someone else)."""
+    root = await coq.start(REFL)
+    slow = asyncio.create_task(coq.run_tactic(root, "do 10000000 idtac", 30))
+    await asyncio.sleep(1.5)  # the tactic is running inside Coq (it takes several seconds)
+    assert not slow.done()
+    slow.cancel()
+    await asyncio.gather(slow, return_exceptions=True)
+    with metered() as usage:
+        bad = await coq.run_tactic(root, "exact foo", 10)
+        good = await coq.run_tactic(root, "intros n", 10)
+    assert isinstance(bad, Failed) and "foo" in bad.message
+    assert isinstance(good, Progress) and good.state.goals[0].startswith("n : nat")
+    assert usage.restarts == 0 and coq.restarts == 0

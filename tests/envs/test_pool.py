@@ -122,3 +122,17 @@ async def test_restarts_are_charged_to_the_calling_search():
 
     noisy, quiet = await asyncio.gather(search("sleep 1"), search("x"))
     assert noisy == 3 and quiet == 0 and pool.restarts == 3
+
+
+async def test_a_step_cancelled_midway_ends_its_session():
+    """The answer still in flight must never be read as the next call's answer."""
+    pool = Memory(1)
+    root = await pool.start(THEOREM)
+    busy = asyncio.create_task(pool.run_tactic(root, "sleep 5", 10))
+    await asyncio.sleep(0.05)
+    busy.cancel()
+    await asyncio.gather(busy, return_exceptions=True)
+    slot = pool._slots[0]
+    assert not slot.alive and slot.generation == 1 and pool.restarts == 0
+    again = await pool.run_tactic(root, "x", 5)  # replayed on a fresh session
+    assert isinstance(again, Progress) and pool.replayed == [(0, ())]
