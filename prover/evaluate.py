@@ -14,7 +14,6 @@ import asyncio
 import json
 import logging
 import math
-import os
 import statistics
 import sys
 import time
@@ -28,6 +27,7 @@ from envs.types import Theorem
 from prover.datasets import load_jsonl_benchmark, load_minif2f
 from prover.options import GeneratorOptions, add_options, check_ranges, neutral_fields, opt, resolve, to_jsonable
 from prover.paths import check_input_file, check_output_file, prepare_output_dir
+from prover.records import ResultsWriter, read_results
 from prover.session import (
     ProveConfig,
     Session,
@@ -76,38 +76,6 @@ class EvalOptions:
 
     def __post_init__(self) -> None:
         check_ranges(self)
-
-
-# --------------------------------------------------------------------------- records
-
-
-def read_results(path: Path) -> list[dict[str, Any]]:
-    """All complete records; a torn last line (killed mid-write) is ignored."""
-    if not path.exists():
-        return []
-    records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            log.warning("ignoring a torn line in %s", path)
-    return records
-
-
-class ResultsWriter:
-    """Appends one JSON line per record and flushes it to disk at once."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._file = path.open("a", encoding="utf-8")
-
-    def write(self, record: dict[str, Any]) -> None:
-        self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
-        self._file.flush()
-        os.fsync(self._file.fileno())
-
-    def close(self) -> None:
-        self._file.close()
 
 
 # --------------------------------------------------------------------------- summary

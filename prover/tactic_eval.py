@@ -20,6 +20,7 @@ from envs.types import Progress, ProofState, Proved, Theorem
 from prover.datasets import read_jsonl
 from prover.options import to_jsonable
 from prover.paths import check_input_file, prepare_output_dir
+from prover.records import ResultsWriter, read_results
 from prover.session import ProveConfig, Session, UsageError
 
 
@@ -60,7 +61,7 @@ async def _run(
     from tqdm import tqdm
 
     language = config.language
-    sink = (out / "tactic_results.jsonl").open("a", encoding="utf-8") if out else None
+    sink = ResultsWriter(out / "tactic_results.jsonl") if out else None
     results = []
     started_states: dict[Any, ProofState] = {}
     try:
@@ -88,8 +89,7 @@ async def _run(
                     record["env_s"] = round(time.monotonic() - started, 3)
                 results.append(record)
                 if sink:
-                    sink.write(json.dumps(record, ensure_ascii=False) + "\n")
-                    sink.flush()
+                    sink.write(record)
     finally:
         if sink:
             sink.close()
@@ -128,8 +128,7 @@ def run_tactic_eval(config: ProveConfig, path: Path, options: Any, steps: list[d
         eval_options = {name: v for name, v in to_jsonable(options).items() if name != "out"}  # the EvalOptions
         resolved = {**to_jsonable(config), "eval": eval_options, "steps": str(path), "top_k": k, "check": check}
         (out / "tactic_config.json").write_text(json.dumps(resolved, indent=2, ensure_ascii=False) + "\n")
-        if (out / "tactic_results.jsonl").exists():
-            previous = read_jsonl(out / "tactic_results.jsonl")
+        previous = read_results(out / "tactic_results.jsonl")
     done = {r["index"] for r in previous}
     records = previous + asyncio.run(_run(config, steps, k, check, out, done))
     summary = summarize_tactics(records, k)

@@ -204,6 +204,26 @@ def test_ray_sharding_gives_the_same_results_as_local(tmp_path):
 
 
 @pytest.mark.usefixtures("coq_available")
+def test_resume_after_a_torn_last_line_keeps_the_rerun_record(tmp_path):
+    out = tmp_path / "run"
+    assert coq_eval(out, "--names", "and_swap,double_ex").returncode == 0
+    results = out / "results.jsonl"
+    results.write_bytes(results.read_bytes()[:-40])  # killed while writing the second record
+    assert len(read_results(results)) == 1
+    again = coq_eval(out, "--names", "and_swap,double_ex")
+    assert again.returncode == 0, again.stderr
+    assert sorted(r["theorem"] for r in read_results(results)) == ["and_swap", "double_ex"]
+    steps = tmp_path / "tp"
+    tactic_eval = ("eval", "--env", "coq", "--tactic-steps", str(DATA / "coq_steps.jsonl"), "--out", str(steps))
+    assert prover(*tactic_eval).returncode == 0
+    rows = steps / "tactic_results.jsonl"
+    rows.write_bytes(rows.read_bytes()[:-10])
+    resumed = prover(*tactic_eval)
+    assert resumed.returncode == 0, resumed.stderr
+    assert sorted(r["index"] for r in read_results(rows)) == [0, 1, 2]
+
+
+@pytest.mark.usefixtures("coq_available")
 def test_report_compares_runs(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     coq_eval(a, "--names", "and_swap,false_add")
