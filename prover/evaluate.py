@@ -399,7 +399,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(header)
     for run, s in rows:
         ci = f"{s['pass_rate_ci95'][0]:.1%}–{s['pass_rate_ci95'][1]:.1%}"
-        passes = "  ".join(f"{s.get(k, float('nan')):>7.1%}" for k in ks)
+        passes = "  ".join(f"{s[k]:>7.1%}" if k in s else f"{'—':>7}" for k in ks)  # pass@k needs k attempts
         print(f"{str(run):<{width}}  {s['proved']:>4}/{s['theorems']:<4}  {s['pass_rate']:>9.1%}  {ci:>15}  {passes}")
     variants = {tuple(s["variants"]) for _, s in rows}
     if len(variants) > 1:

@@ -238,6 +238,20 @@ def test_report_compares_runs(tmp_path):
     assert prover("report", str(tmp_path / "none")).returncode == 2
 
 
+def test_report_leaves_blank_a_pass_at_k_a_run_has_not_measured(tmp_path):
+    record = {"split": "test", "stop_reason": "proved", "expansions": 1, "wall_s": 1.0, "verification_failures": 0}
+    for run, attempts in (("one", 1), ("two", 2)):
+        (tmp_path / run).mkdir()
+        lines = [{**record, "theorem": "a", "attempt": i, "status": "proved"} for i in range(attempts)]
+        (tmp_path / run / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    done = prover("report", str(tmp_path / "one"), str(tmp_path / "two"))
+    assert done.returncode == 0, done.stderr
+    header, one, two = done.stdout.splitlines()[:3]
+    assert header.split()[-2:] == ["pass@1", "pass@2"]
+    assert one.split()[-2:] == ["100.0%", "—"] and two.split()[-2:] == ["100.0%", "100.0%"]
+    assert "nan" not in done.stdout
+
+
 @pytest.mark.usefixtures("coq_available")
 def test_tactic_prediction_eval(tmp_path):
     tactics_file = DATA / "coq_steps.jsonl"
