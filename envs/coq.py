@@ -582,9 +582,18 @@ class CoqIde(ProcessPool[_Slot]):
     async def _verify_warm(self, theorem: Theorem, name: str, sentences: Sequence[str]) -> Verdict:
         verifier = await self._verifier(theorem.header)
         async with verifier.lock:
-            return await asyncio.wait_for(
-                self._verify_in(verifier, theorem, name, sentences), self.config.verify_timeout
-            )
+            try:
+                return await asyncio.wait_for(
+                    self._verify_in(verifier, theorem, name, sentences), self.config.verify_timeout
+                )
+            except BaseException:
+                # a check cut short leaves answers in flight: the next check (queued on this lock)
+                # must start a clean process, never read them
+                process, verifier.process = verifier.process, None
+                verifier.reset()
+                if process is not None:
+                    await process.kill()
+                raise
 
     async def _verify_in(self, verifier: _Slot, theorem: Theorem, name: str, sentences: Sequence[str]) -> Verdict:
         if verifier.process is None or not verifier.process.alive:

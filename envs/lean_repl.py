@@ -761,6 +761,9 @@ class LeanRepl(ProcessPool[_Slot]):
                             v.baseline_rss = child.rss_bytes()
                     env = v.header_envs[header]
                 return await self._check_command(child, env, body, [name], self.config.verify_timeout)
+            except asyncio.CancelledError:
+                await self._drop_verifier()  # its answer in flight would be read by the next check
+                raise
             except (asyncio.TimeoutError, ProcessDied, EnvError) as exc:
                 await self._drop_verifier()  # nothing is accepted from a checker that failed
                 what = "timed out" if isinstance(exc, asyncio.TimeoutError) else f"crashed: {exc}"

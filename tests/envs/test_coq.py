@@ -446,3 +446,34 @@ async def test_a_step_cancelled_midway_does_not_desynchronise_the_process(coq):
     assert isinstance(bad, Failed) and "foo" in bad.message
     assert isinstance(good, Progress) and good.state.goals[0].startswith("n : nat")
     assert usage.restarts == 0 and coq.restarts == 0
+
+
+async def test_a_check_cut_short_in_the_warm_verifier_does_not_poison_the_next(monkeypatch):
+    """A check that timed out (or was cancelled) leaves Coq's answers in flight; the check queued
+    behind it on the shared verifier must get a clean process, not read those answers."""
+    env = CoqIde(CoqConfig(verify_timeout=1.5))
+    fresh: list[str] = []
+    original = env._coqc
+
+    async def coqc(text: str):
+        fresh.append(text)
+        return await original(text)
+
+    monkeypatch.setattr(env, "_coqc", coqc)
+    try:
+        assert (await env.verify(REFL, ["reflexivity"])).accepted  # warm: the verifier is up
+        assert fresh == []
+        slow = asyncio.create_task(env.verify(REFL, ["do 30000000 idtac", "reflexivity"]))
+        await asyncio.sleep(0.2)
+        queued = await env.verify(REFL, ["intros n", "reflexivity"])
+        assert queued.accepted and not any("intros n" in t for t in fresh)  # warm, no fallback to coqc
+        await asyncio.gather(slow, return_exceptions=True)
+        cancelled = asyncio.create_task(env.verify(REFL, ["do 30000000 idtac", "reflexivity"]))
+        await asyncio.sleep(0.5)
+        cancelled.cancel()
+        await asyncio.gather(cancelled, return_exceptions=True)
+        fresh.clear()
+        after = await env.verify(REFL, ["intros n", "reflexivity"])
+        assert after.accepted and not any("intros n" in t for t in fresh)
+    finally:
+        await env.close()

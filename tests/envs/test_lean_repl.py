@@ -668,3 +668,16 @@ def test_the_fake_needs_nothing_outside_the_repository(tmp_path):
         text=True, cwd=tmp_path, env={**os.environ, "PROVER_SHARED": str(tmp_path / "none")},
     )  # fmt: skip
     assert json.loads(done.stdout) == {"env": 0}
+
+
+async def test_a_check_cancelled_in_the_warm_verifier_does_not_poison_the_next(make_repl):
+    """The answer a cancelled check leaves in flight must not be read as the next check's."""
+    env = make_repl("--hang-on-cmd", "exact hp\n  skip", verify_timeout=5)
+    assert (await env.verify(AND, AND_PROOF)).accepted
+    stuck = asyncio.create_task(env.verify(AND, ["constructor", "exact hp", "skip"]))
+    await asyncio.sleep(0.5)
+    assert not stuck.done()
+    stuck.cancel()
+    await asyncio.gather(stuck, return_exceptions=True)
+    verdict = await env.verify(AND, AND_PROOF)
+    assert verdict.accepted, verdict.reason
