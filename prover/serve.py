@@ -57,7 +57,9 @@ class Suggester(Protocol):
 class ServeOptions:
     host: str = opt("127.0.0.1", "address to listen on")
     samples: int = opt(8, "suggestions per request")
-    language: str = opt("lean4", "language of the proof states", choices=("lean4", "coq", "isabelle"))
+    language: str = opt(
+        "lean4", "language of the proof states: lean4, coq or isabelle", choices=("lean4", "coq", "isabelle")
+    )
     allow_native_decide: bool = opt(False, "let suggestions use native_decide (trusts the compiler)")
     max_batch: int = opt(16, "editor requests per model call")
     max_queue: int = opt(64, "requests that may wait for the model; beyond that: 503 with Retry-After")

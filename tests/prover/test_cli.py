@@ -51,6 +51,18 @@ def test_help_explains_every_subcommand():
         assert flag in prove_help
 
 
+def test_help_names_every_choice_of_every_option():
+    import argparse
+
+    from prover.cli import build_parser
+
+    (subcommands,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    for name, parser in subcommands.choices.items():
+        for action in parser._actions:
+            if action.option_strings and action.choices:  # its metavar hides the choices: the help names them
+                assert all(str(c) in (action.help or "") for c in action.choices), (name, action.option_strings)
+
+
 def prove_and(repl_cmd: str, tactics, *extra: str):
     """`prover prove` on our `toy_and_chain` theorem through the fake REPL."""
     return prover("prove", "--statement", AND_STATEMENT, "--repl-cmd", repl_cmd, "--tactics", str(tactics), *extra)
