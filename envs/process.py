@@ -305,4 +305,8 @@ async def run_command(argv: Sequence[str], cwd: Path | None, timeout: float, set
             os.killpg(proc.pid, signal.SIGKILL)
         await proc.wait()
         return None
+    except BaseException:  # cancelled: the program must not run on for the rest of its timeout
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        raise
     return proc.returncode or 0, out.decode(errors="replace")

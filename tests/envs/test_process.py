@@ -159,3 +159,22 @@ async def test_a_read_interrupted_by_a_kill_is_a_process_death():
     for again in (child.read_until(b"</value>"), child.readline()):
         with pytest.raises(ProcessDied):
             await again
+
+
+async def test_a_cancelled_run_command_leaves_no_process_behind(tmp_path):
+    """A check cancelled while `coqc` runs must not leave it running (for up to the check's timeout)."""
+    from envs.process import run_command
+
+    task = asyncio.create_task(run_command(["sleep", "60"], tmp_path, 120, ""))
+    pid = None
+    for _ in range(100):
+        await asyncio.sleep(0.05)
+        found = [p for p in psutil.Process().children() if p.name() == "sleep"]
+        if found:
+            pid = found[0].pid
+            break
+    assert pid is not None
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await asyncio.sleep(0.2)
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
