@@ -25,9 +25,9 @@ from typing import Any
 
 from envs.types import Theorem
 from prover.datasets import load_jsonl_benchmark, load_minif2f
-from prover.options import GeneratorOptions, add_options, check_ranges, neutral_fields, opt, resolve, to_jsonable
+from prover.options import add_options, check_ranges, opt, resolve, to_jsonable
 from prover.paths import check_input_file, check_output_file, prepare_output_dir
-from prover.records import ResultsWriter, read_results
+from prover.records import ResultsWriter, read_results, refuse_other_settings
 from prover.session import (
     ProveConfig,
     Session,
@@ -242,22 +242,7 @@ def prepare_run_dir(out: Path, config: dict[str, Any]) -> None:
     prepare_output_dir(out, "--out")
     path = out / CONFIG
     if path.exists():
-        old = json.loads(path.read_text())
-
-        def pick(c: dict, dotted: str) -> Any:
-            for part in dotted.split("."):
-                c = c.get(part, {}) if isinstance(c, dict) else {}
-            if dotted == "generator" and isinstance(c, dict):
-                # retries, timeouts and keys do not change results (and an old run may hold a key)
-                c = {k: v for k, v in c.items() if k not in neutral_fields(GeneratorOptions)}
-            return c
-
-        changed = [k for k in FINGERPRINT if pick(old, k) != pick(config, k)]
-        if changed:
-            raise UsageError(
-                f"{out} holds a run with different settings ({', '.join(changed)}); "
-                "use another --out to compare, or delete the directory"
-            )
+        refuse_other_settings(out, json.loads(path.read_text()), config, FINGERPRINT)
     path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
 
 

@@ -6,10 +6,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ResultsWriter", "read_results"]
+from prover.options import GeneratorOptions, neutral_fields
+from prover.session import UsageError
+
+__all__ = ["ResultsWriter", "read_results", "refuse_other_settings"]
 
 log = logging.getLogger(__name__)
 
@@ -49,3 +53,23 @@ class ResultsWriter:
 
     def close(self) -> None:
         self._file.close()
+
+
+def refuse_other_settings(out: Path, old: dict[str, Any], new: dict[str, Any], keys: Sequence[str]) -> None:
+    """A run directory resumes only the run it holds: refuse `new` when one of the dotted `keys`
+    of the configuration differs from `old`'s (results would not be comparable)."""
+
+    def pick(c: Any, dotted: str) -> Any:
+        for part in dotted.split("."):
+            c = c.get(part, {}) if isinstance(c, dict) else {}
+        if dotted == "generator" and isinstance(c, dict):
+            # retries, timeouts and keys do not change results (and an old run may hold a key)
+            c = {k: v for k, v in c.items() if k not in neutral_fields(GeneratorOptions)}
+        return c
+
+    changed = [k for k in keys if pick(old, k) != pick(new, k)]
+    if changed:
+        raise UsageError(
+            f"{out} holds a run with different settings ({', '.join(changed)}); "
+            "use another --out to compare, or delete the directory"
+        )

@@ -20,8 +20,21 @@ from envs.types import Progress, ProofState, Proved, Theorem
 from prover.datasets import read_jsonl
 from prover.options import to_jsonable
 from prover.paths import check_input_file, prepare_output_dir
-from prover.records import ResultsWriter, read_results
+from prover.records import ResultsWriter, read_results, refuse_other_settings
 from prover.session import ProveConfig, Session, UsageError
+
+# What a step's record depends on: a run directory resumes only with the same ones.
+TACTIC_FINGERPRINT = (
+    "steps",
+    "top_k",
+    "check",
+    "theorem.data",
+    "theorem.split",
+    "theorem.leandojo_split",
+    "env.env",
+    "generator",
+    "search.tactic_timeout",
+)
 
 
 def normalize(tactic: str) -> str:
@@ -127,8 +140,11 @@ def run_tactic_eval(config: ProveConfig, path: Path, options: Any, steps: list[d
         prepare_output_dir(out, "--out")
         eval_options = {name: v for name, v in to_jsonable(options).items() if name != "out"}  # the EvalOptions
         resolved = {**to_jsonable(config), "eval": eval_options, "steps": str(path), "top_k": k, "check": check}
-        (out / "tactic_config.json").write_text(json.dumps(resolved, indent=2, ensure_ascii=False) + "\n")
         previous = read_results(out / "tactic_results.jsonl")
+        if previous and (out / "tactic_config.json").is_file():
+            old = json.loads((out / "tactic_config.json").read_text(encoding="utf-8"))
+            refuse_other_settings(out, old, resolved, TACTIC_FINGERPRINT)
+        (out / "tactic_config.json").write_text(json.dumps(resolved, indent=2, ensure_ascii=False) + "\n")
     done = {r["index"] for r in previous}
     records = previous + asyncio.run(_run(config, steps, k, check, out, done))
     summary = summarize_tactics(records, k)

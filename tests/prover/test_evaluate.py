@@ -270,3 +270,7 @@ def test_tactic_prediction_eval(tmp_path):
     assert all("model_s" in r and "env_s" in r for r in rows)
     config = json.loads((out / "tactic_config.json").read_text())
     assert config["top_k"] == 25 and config["check"] is True and config["env"]["env"] == "coq"
+    # the directory resumes only the same measurement: another k (or no --check) is refused
+    other_k = prover("eval", "--env", "coq", "--tactic-steps", str(tactics_file), "--top-k", "1", "--out", str(out))
+    assert other_k.returncode == 2 and "different settings (top_k, check)" in other_k.stderr
+    assert json.loads((out / "tactic_config.json").read_text())["top_k"] == 25
