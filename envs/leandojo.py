@@ -488,6 +488,10 @@ class LeanDojoEnv:
                 try:
                     current = await self._resolve(lean_dojo, session, handle, timeout)
                     result = await self._run(session, current, tactic, timeout)
+                except asyncio.CancelledError:
+                    # the thread still runs the tactic on this Dojo and would answer out of turn
+                    await self._close_dojo(session)
+                    raise
                 except lean_dojo.DojoTacticTimeoutError:
                     # Lean is still busy with the tactic and would answer out of turn: start afresh
                     await self._restart(session, crashed=False)

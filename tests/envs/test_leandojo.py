@@ -356,3 +356,44 @@ async def test_dojos_being_opened_count_against_processes(lean: FakeLean, traced
         assert opened == 2, lean.events
     finally:
         await env.close()
+
+
+async def test_a_step_cancelled_midway_never_shares_its_dojo(
+    lean: FakeLean, traced_repo: Traced, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The thread of a cancelled step goes on talking to its Dojo: the next step must not use that Dojo."""
+    import threading
+    import time
+
+    busy: dict[int, int] = {}
+    overlaps: list[str] = []
+    guard = threading.Lock()
+    original = LeanDojoEnv._run_tac
+
+    def run_tac(dojo, state, tactic, timeout):  # type: ignore[no-untyped-def]
+        with guard:
+            if busy.get(id(dojo)):
+                overlaps.append(tactic)
+            busy[id(dojo)] = busy.get(id(dojo), 0) + 1
+        try:
+            if tactic == "slow":
+                time.sleep(0.5)
+            return original(dojo, state, tactic, timeout)
+        finally:
+            with guard:
+                busy[id(dojo)] -= 1
+
+    monkeypatch.setattr(LeanDojoEnv, "_run_tac", staticmethod(run_tac))
+    env = LeanDojoEnv()
+    try:
+        root = await env.start(theorem(traced_repo))
+        slow = asyncio.create_task(env.run_tactic(root, "slow", 5))
+        await asyncio.sleep(0.1)
+        slow.cancel()
+        await asyncio.gather(slow, return_exceptions=True)
+        step = await env.run_tactic(root, "subst h", 5)
+        assert isinstance(step, Progress) and step.state.goals == (MID_EQ,)
+        assert overlaps == []
+        await asyncio.sleep(0.6)
+    finally:
+        await env.close()
