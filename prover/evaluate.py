@@ -50,7 +50,9 @@ FINGERPRINT = ("theorem.benchmark", "theorem.variant", "theorem.data", "env.env"
 
 @dataclass(frozen=True)
 class EvalOptions:
-    out: Path | None = opt(None, "run directory (results.jsonl, config.json, summary.json, plots)")
+    out: Path | None = opt(
+        None, "run directory, required (results.jsonl, config.json, summary.json, plots; tactic prediction: optional)"
+    )
     limit: int | None = opt(None, "evaluate only the first N theorems", at_least=1)
     names: str | None = opt(None, "comma-separated theorem names to evaluate")
     benchmark_file: Path | None = opt(

@@ -49,6 +49,8 @@ def test_help_explains_every_subcommand():
         "--tactics",
     ):
         assert flag in prove_help
+    eval_help = " ".join(prover("eval", "--help").stdout.split())
+    assert "--out OUT run directory, required" in eval_help
 
 
 def test_help_names_every_choice_of_every_option():
