@@ -378,8 +378,16 @@ class LeanDojoEnv:
         except AssertionError as exc:  # LeanDojo asserts on outdated traces and odd first states
             raise TheoremStartError(f"{target.full_name}: LeanDojo refused the theorem: {exc}") from exc
         if not isinstance(state, lean_dojo.TacticState):
+            self._exit(dojo)
             raise TheoremStartError(f"{target.full_name}: LeanDojo gave no tactic state but {state!r}")
         return dojo, state
+
+    def _exit_when_entered(self, entering: asyncio.Future[tuple[Any, Any]]) -> None:
+        """Close a Dojo that finished opening after its caller gave up on it."""
+        if entering.cancelled() or entering.exception() is not None:
+            return
+        dojo, _ = entering.result()
+        threading.Thread(target=self._exit, args=(dojo,), name="leandojo-exit", daemon=True).start()
 
     @classmethod
     def _enter_or_clean_up(cls, dojo: Any) -> tuple[Any, Any]:
@@ -423,7 +431,12 @@ class LeanDojoEnv:
             self._opening.add(session)
             try:
                 await self._evict(session)
-                session.dojo, root = await self._call(self._enter, session.target)
+                entering = asyncio.ensure_future(self._call(self._enter, session.target))
+                try:
+                    session.dojo, root = await asyncio.shield(entering)
+                except asyncio.CancelledError:
+                    entering.add_done_callback(self._exit_when_entered)  # its thread goes on opening it
+                    raise
             finally:
                 self._opening.discard(session)
             session.states = {(): root}

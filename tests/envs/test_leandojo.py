@@ -397,3 +397,31 @@ async def test_a_step_cancelled_midway_never_shares_its_dojo(
         await asyncio.sleep(0.6)
     finally:
         await env.close()
+
+
+async def test_a_start_cancelled_while_the_dojo_opens_closes_it(
+    lean: FakeLean, traced_repo: Traced, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The thread opening a Dojo finishes after its caller gave up: that Dojo must still be closed."""
+    import time
+
+    original = LeanDojoEnv._enter
+
+    def enter(self, target):  # type: ignore[no-untyped-def]
+        time.sleep(0.5)
+        return original(self, target)
+
+    monkeypatch.setattr(LeanDojoEnv, "_enter", enter)
+    env = LeanDojoEnv()
+    try:
+        starting = asyncio.create_task(env.start(theorem(traced_repo)))
+        await asyncio.sleep(0.1)
+        starting.cancel()
+        await asyncio.gather(starting, return_exceptions=True)
+        for _ in range(40):
+            await asyncio.sleep(0.05)
+            if lean.count("open") and lean.count("close") == lean.count("open"):
+                break
+        assert lean.count("open") == 1 and lean.count("close") == 1
+    finally:
+        await env.close()
