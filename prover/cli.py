@@ -20,7 +20,7 @@ from envs.types import CHECKED_FILE, EnvSetupError, Theorem
 from prover import __version__
 from prover.datasets import DatasetError
 from prover.options import EnvOptions, add_options, resolve
-from prover.paths import check_output_file
+from prover.paths import check_output_file, read_text_file
 from prover.session import (
     EXIT_NOT_PROVED,
     EXIT_PROVED,
@@ -120,12 +120,11 @@ def cmd_prove(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     env_options = resolve(EnvOptions, args)
     path: Path = args.path
+    if path.suffix not in (".lean", ".v"):
+        raise UsageError(f"{path}: prover check reads a .lean or .v file")
     if path.suffix == ".v" and env_options.env != "coq":
         env_options = EnvOptions(**{**env_options.__dict__, "env": "coq"})
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc}") from exc
+    text = read_text_file(path, "file")
 
     async def run() -> list[Any]:
         async with Session(default_config(env_options), generator=False) as session:

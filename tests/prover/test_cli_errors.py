@@ -142,6 +142,19 @@ def test_missing_benchmark_file(capsys, tmp_path):
     assert code == EXIT_USAGE and f"--benchmark-file {missing}" in err and "No such file" in err
 
 
+def test_check_names_a_bad_file(capsys, tmp_path):
+    binary = tmp_path / "Bin.v"
+    binary.write_bytes(b"\xff\xfe garbage")
+    code, _, err = run(capsys, "check", str(binary))
+    assert code == EXIT_USAGE and f"file {binary} is not a UTF-8 text file" in err
+    code, _, err = run(capsys, "check", str(tmp_path / "none.v"))
+    assert code == EXIT_USAGE and "none.v: cannot read it (No such file or directory)" in err
+    theory = tmp_path / "Foo.thy"  # not a Lean file: no attempt to start Lean on it
+    theory.write_text("theory Foo imports Main begin\nend\n")
+    code, _, err = run(capsys, "check", str(theory))
+    assert code == EXIT_USAGE and "reads a .lean or .v file" in err and "lake" not in err
+
+
 def test_binary_benchmark_file(capsys, tmp_path):
     binary = tmp_path / "b.jsonl"
     binary.write_bytes(b"\xff\xfe\x00garbage")
