@@ -616,6 +616,9 @@ class CoqIde(ProcessPool[_Slot]):
         axioms = parse_assumptions("\n".join(printed))
         paths = []
         for axiom in axioms:
+            if not locatable(axiom):
+                paths.append(axiom)
+                continue
             located: list[str] = []
             new, error, _ = await self._run(verifier, new, f"Locate {axiom}.", notices=located)
             if new is None:
@@ -654,7 +657,7 @@ class CoqIde(ProcessPool[_Slot]):
         if code != 0:
             return "coqc rejected the file: " + " ".join(lines[-3:])
         per_name = parse_assumptions_by_name(lines, names)
-        short = sorted({a for axioms in per_name.values() for a in axioms})
+        short = sorted({a for axioms in per_name.values() for a in axioms if locatable(a)})
         if not short:
             return {n: per_name.get(n, []) for n in names}
         # a second run resolves the printed names to full paths (no flag prints them qualified)
@@ -664,7 +667,7 @@ class CoqIde(ProcessPool[_Slot]):
             return "coqc could not locate the axioms"
         blocks = _after_markers(ran[1], len(short))
         full = {a: parse_locate(block) or a for a, block in zip(short, blocks, strict=True)}
-        return {n: [full[a] for a in per_name.get(n, [])] for n in names}
+        return {n: [full.get(a, a) for a in per_name.get(n, [])] for n in names}
 
     async def check_source(self, source: str, names: Sequence[str]) -> list[TheoremCheck]:
         """Compile `source` with a fresh `coqc` and audit `Print Assumptions` of each of `names`."""
@@ -819,26 +822,42 @@ def parse_assumptions_by_name(lines: Sequence[str], names: Sequence[str]) -> dic
 
 
 def parse_locate(lines: Sequence[str]) -> str | None:
-    """The full path `Locate` prints first for a constant (`Constant Coq.Logic.Classical_Prop.classic`)."""
-    for line in lines:
-        m = re.match(r"^\s*Constant\s+(\S+)", line)
+    """The full path `Locate` prints first for a constant (`Constant Coq.Logic.Classical_Prop.classic`).
+    A long path is printed on the indented line below `Constant`: continuation lines are joined."""
+    entries: list[str] = []
+    for line in "\n".join(lines).splitlines():
+        if line[:1].isspace() and entries:
+            entries[-1] += " " + line.strip()
+        elif line.strip():
+            entries.append(line.strip())
+    for entry in entries:
+        m = re.match(r"^Constant\s+(\S+)", entry)
         if m:
             return m.group(1)
     return None
 
 
 def parse_assumptions(output: str) -> list[str]:
-    """Names listed by `Print Assumptions` (nothing for "Closed under the global context")."""
+    """What `Print Assumptions` lists (nothing for "Closed under the global context").
+
+    Every unindented line of a section (`Axioms:`, `Section Variables:`, ...) starts an entry:
+    `name : type`, or a long `name` alone with its type on the indented lines below, or a sentence
+    (`f is assumed to be guarded.`), which is kept whole so that no allowlist can match it.
+    """
     axioms: list[str] = []
     in_block = False
     for line in output.splitlines():
-        if line.startswith("Axioms:"):
-            in_block = True
+        if not line.strip() or line[0].isspace() or line.startswith(":"):
+            continue  # a type's continuation lines (or a section variable's `: type`)
+        if re.fullmatch(r"[A-Z]\w*(?: \w+)*:", line.rstrip()):
+            in_block = True  # a section header: `Axioms:`, `Section Variables:`
             continue
         if in_block:
-            m = re.match(r"^(\S+) :", line)
-            if m:
-                axioms.append(m.group(1))
-            elif line and not line[0].isspace():
-                in_block = False
+            m = re.match(r"^([\w.']+)(?: :|$)", line.rstrip())
+            axioms.append(m.group(1) if m else line.strip())
     return axioms
+
+
+def locatable(axiom: str) -> bool:
+    """True for a name `Locate` can resolve (not a sentence such as `f is assumed to be guarded.`)."""
+    return re.fullmatch(r"[\w.']+", axiom) is not None

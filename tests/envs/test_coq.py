@@ -477,3 +477,58 @@ async def test_a_check_cut_short_in_the_warm_verifier_does_not_poison_the_next(m
         assert after.accepted and not any("intros n" in t for t in fresh)
     finally:
         await env.close()
+
+
+LONG_NAME = "a_long_axiom_name_that_coq_prints_on_a_line_of_its_own_because_it_is_longer_than_the_page"
+LONG_AXIOM = (
+    "Axiom a_long_axiom_name_that_coq_prints_on_a_line_of_its_own_because_it_is_longer_than_the_page"
+    " : forall (P Q R S : Prop), (P -> Q) -> (Q -> R) -> (R -> S) -> P -> S /\\ S /\\ S /\\ False.\n"
+)
+
+
+def test_print_assumptions_of_every_layout():
+    """Coq puts a long name on a line of its own, and reports an unguarded fixpoint as a sentence."""
+    out = (
+        "Axioms:\nshort\n  : forall P Q : Prop,\n    P -> Q\nclassic : forall P : Prop, P \\/ ~ P\n"
+        "f is assumed to be guarded.\n"
+    )
+    assert parse_assumptions(out) == ["short", "classic", "f is assumed to be guarded."]
+
+
+async def test_axioms_printed_on_their_own_line_are_audited(coq):
+    lemma = f"Theorem t : False.\nProof.\n  apply ({LONG_NAME} True True True True); auto.\nQed.\n"
+    (check,) = await coq.check_file(LONG_AXIOM + lemma)
+    assert not check.verdict.accepted and ".a_long_axiom" in check.verdict.reason
+    unguarded = "Unset Guard Checking.\nFixpoint f (n : nat) : False := f n.\nSet Guard Checking.\n"
+    (check,) = await coq.check_file(unguarded + "Theorem u : False.\nProof. exact (f 0). Qed.\n")
+    assert not check.verdict.accepted and "guarded" in check.verdict.reason
+    theorem = Theorem("t", "Theorem t : False.", LONG_AXIOM, "coq")
+    proof = [f"apply ({LONG_NAME} True True True True); auto"]
+    verdict = await coq.verify(theorem, proof)
+    assert not verdict.accepted and "Top.a_long_axiom" in verdict.reason
+    guarded = Theorem("u", "Theorem u : False.", unguarded, "coq")
+    verdict = await coq.verify(guarded, ["exact (f 0)"])
+    assert not verdict.accepted and "guarded" in verdict.reason
+
+
+async def test_an_own_axiom_with_a_long_path_is_not_the_standard_one(coq):
+    located = [
+        "Constant",
+        "  Top.A_long_module_name.Another_long_module_name.classic",
+        "Constant Coq.Logic.Classical_Prop.classic",
+        "  (shorter name to refer to it in current context is Classical_Prop.classic)",
+    ]
+    assert parse_locate(located) == "Top.A_long_module_name.Another_long_module_name.classic"
+    modules = (
+        "Module A_module_with_a_rather_long_name_indeed_to_push_the_path_over_the_page_width.\n"
+        "Module Another_long_module_name_for_good_measure.\nAxiom classic : forall P : Prop, P \\/ ~ P.\n"
+        "End Another_long_module_name_for_good_measure.\n"
+        "End A_module_with_a_rather_long_name_indeed_to_push_the_path_over_the_page_width.\n"
+        "Require Import Classical.\nImport A_module_with_a_rather_long_name_indeed_to_push_the_path_over_the_page_width"
+        ".Another_long_module_name_for_good_measure.\n"
+    )
+    own = Theorem("em2", "Theorem em2 : forall P : Prop, P \\/ ~ P.", modules, "coq")
+    verdict = await coq.verify(own, ["exact classic"])
+    assert not verdict.accepted and "Another_long_module_name_for_good_measure.classic" in verdict.reason
+    (check,) = await coq.check_file(modules + "Theorem em2 : forall P : Prop, P \\/ ~ P.\nProof. exact classic. Qed.\n")
+    assert not check.verdict.accepted and "Another_long_module_name_for_good_measure.classic" in check.verdict.reason
