@@ -654,6 +654,12 @@ class LeanRepl(ProcessPool[_Slot]):
             return 2
         return 1 if (handle.theorem, handle.path) in slot.replayed else 0
 
+    async def _prepare(self, slot: _Slot, handle: Handle) -> None:
+        # importing the header (Mathlib: seconds or minutes) is starting a theorem, not a tactic:
+        # under the tactic's deadline it would be killed, restarted and killed again
+        child = await self._ensure_process(slot)
+        await self._header_env(slot, child, handle.theorem.header)
+
     async def _resolve(self, slot: _Slot, child: ChildProcess, handle: Handle, deadline: float) -> int:
         """The proof-state id of `handle` in `child` (the slot's current process), replaying if needed.
 

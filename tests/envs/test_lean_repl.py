@@ -681,3 +681,16 @@ async def test_a_check_cancelled_in_the_warm_verifier_does_not_poison_the_next(m
     await asyncio.gather(stuck, return_exceptions=True)
     verdict = await env.verify(AND, AND_PROOF)
     assert verdict.accepted, verdict.reason
+
+
+async def test_importing_the_header_on_another_process_is_not_charged_to_the_tactic(make_repl):
+    """A candidate run on a process that has not imported Mathlib yet (or was restarted) imports it
+    first, outside the tactic's deadline: a 1 s tactic must not be killed for a 2 s import."""
+    env = make_repl("--import-seconds", "2", processes=2)
+    env.grace = 0.5
+    root = await env.start(THREE)
+    with metered() as usage:
+        results = await asyncio.gather(*(env.run_tactic(root, "subst h₀", 1) for _ in range(2)))
+    assert all(isinstance(r, Progress) for r in results), results
+    assert {r.state.handle.slot for r in results} == {0, 1}
+    assert usage.restarts == 0 and env.restarts == 0
