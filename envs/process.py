@@ -101,7 +101,11 @@ class ChildProcess:
         except OSError as exc:
             raise EnvSetupError(f"cannot run `{' '.join(self.argv)}`: {exc}. {self.setup_hint}") from exc
         self._stderr_task = asyncio.create_task(self._drain_stderr())
-        await self._start_watchdog(self.proc.pid)
+        try:
+            await self._start_watchdog(self.proc.pid)
+        except BaseException:  # cancelled before anyone holds this process: it must not run on
+            await self.kill()
+            raise
         if self.memory_limit_mb is not None:
             self._memory_task = asyncio.create_task(self._watch_memory(self.memory_limit_mb))
 

@@ -178,3 +178,24 @@ async def test_a_cancelled_run_command_leaves_no_process_behind(tmp_path):
     await asyncio.gather(task, return_exceptions=True)
     await asyncio.sleep(0.2)
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+async def test_a_start_cancelled_midway_leaves_no_process_behind(monkeypatch):
+    """Cancelled after the program started but before `start` returned: nobody holds it, so `start` kills it."""
+    child = ChildProcess(["sleep", "60"], None, "")
+    original = ChildProcess._start_watchdog
+    reached = asyncio.Event()
+
+    async def slow_watchdog(self, pgid):  # type: ignore[no-untyped-def]
+        reached.set()
+        await asyncio.sleep(5)
+        await original(self, pgid)
+
+    monkeypatch.setattr(ChildProcess, "_start_watchdog", slow_watchdog)
+    task = asyncio.create_task(child.start())
+    await asyncio.wait_for(reached.wait(), 10)
+    pid = child.proc.pid
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await asyncio.sleep(0.2)
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
