@@ -368,8 +368,10 @@ class LeanReplConfig:
     timeout stays as the backstop. N is `max_heartbeats` if set (0 = no limit), else the tactic
     timeout times `heartbeats_per_second` (in Lean's unit of 1000 heartbeats), a deliberately low
     rate so that Lean stops the tactic before the kill does. The tactic timeout is
-    `tactic_timeout` if set, else the timeout of the latest `run_tactic` call (the search's
-    `--tactic-timeout`), else 10 s (the CLI's default) before any tactic has run.
+    `tactic_timeout` if set, else the timeout of the first `run_tactic` call (the search's
+    `--tactic-timeout`; later calls may pass only what is left of a search's time), else 10 s
+    (the CLI's default) before any tactic has run. A theorem keeps the N it was first started
+    with, so its replays on other processes run under the same limit as its search did.
     Memory: `memory_limit_mb` caps each process (default: `default_memory_limit_mb`); a process
     is recycled between theorems once it has grown `recycle_fraction` of the way from its
     post-import baseline to the cap; a cap below that baseline is refused (`EnvSetupError`).
@@ -439,7 +441,9 @@ class LeanRepl(ProcessPool[_Slot]):
         self._cap_mb: int | None = config.memory_limit_mb
         self.header_elaborations = 0
         self.recycles = 0  # processes replaced between theorems because they had grown
-        self._tactic_timeout = DEFAULT_TACTIC_TIMEOUT  # the latest run_tactic timeout
+        # the first run_tactic's timeout: later ones may be what is left of a search's time
+        self._tactic_timeout: float | None = None
+        self._limits: dict[Theorem, int] = {}  # a theorem's heartbeat limit, the same for its replays
 
     # ---- process management
 
@@ -609,7 +613,10 @@ class LeanRepl(ProcessPool[_Slot]):
     ) -> tuple[int, str]:
         """Start `theorem` in `child` under the heartbeat limit: (proof state id, goal)."""
         env = await self._header_env(slot, child, theorem.header)
-        limit = self.config.heartbeat_limit(self._tactic_timeout)
+        limit = self._limits.get(theorem)
+        if limit is None:
+            limit = self.config.heartbeat_limit(self._tactic_timeout or DEFAULT_TACTIC_TIMEOUT)
+            self._limits[theorem] = limit
         command = with_heartbeat_limit(statement_with_sorry(theorem.statement), limit)
         request: dict[str, Any] = {"cmd": command}
         if env is not None:
@@ -699,7 +706,8 @@ class LeanRepl(ProcessPool[_Slot]):
         # The process and its generation are read ONCE: every request of this step goes to this
         # child, and a death midway raises ProcessDied (the pool restarts and retries the whole
         # step) instead of sending ids of the dead process to its successor.
-        self._tactic_timeout = timeout
+        if self._tactic_timeout is None:
+            self._tactic_timeout = timeout
         child = await self._ensure_process(slot)
         generation = slot.generation
         loop = asyncio.get_running_loop()

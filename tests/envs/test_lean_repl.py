@@ -694,3 +694,26 @@ async def test_importing_the_header_on_another_process_is_not_charged_to_the_tac
     assert all(isinstance(r, Progress) for r in results), results
     assert {r.state.handle.slot for r in results} == {0, 1}
     assert usage.restarts == 0 and env.restarts == 0
+
+
+async def test_a_deadline_cut_short_never_lowers_the_heartbeat_limit(make_repl, tmp_path):
+    """Near its time limit a search passes what is left (0.05 s) as the timeout: that must not become
+    the heartbeat limit of the next theorems, nor of replays, which would then fail where the search
+    succeeded (an `EnvError` that ends the search)."""
+    log = tmp_path / "log.jsonl"
+    env = make_repl("--log", str(log), processes=2)
+    root = await env.start(AND)  # before any tactic: the CLI's default timeout, 10 s
+    step = await env.run_tactic(root, "constructor", 2.5)
+    assert isinstance(step, Progress)
+    await env.run_tactic(step.state, "exact hp", 0.05)  # what was left of a search's time
+    async with env._slots[root.handle.slot].lock:  # the other process replays AND's path
+        again = await env.run_tactic(step.state, "exact hp", 5)
+    assert isinstance(again, Progress) and again.state.handle.slot != root.handle.slot
+    await env.start(THREE)
+    starts = [(e["pid"], e["request"]["cmd"]) for e in log_lines(log) if "by sorry" in e["request"].get("cmd", "")]
+    limits = [(cmd.split("\n")[1].split()[1], cmd.split("\n")[0]) for _, cmd in starts]
+    assert limits == [
+        ("toy_and_chain", "set_option maxHeartbeats 100000 in"),  # the start
+        ("toy_and_chain", "set_option maxHeartbeats 100000 in"),  # its replay: the same limit
+        ("toy_three_steps", "set_option maxHeartbeats 25000 in"),  # the search's timeout, not what was left
+    ]
