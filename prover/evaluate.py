@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import logging
 import math
@@ -45,7 +46,15 @@ log = logging.getLogger(__name__)
 
 RESULTS, CONFIG, SUMMARY = "results.jsonl", "config.json", "summary.json"
 # Options that change results: a resumed run must use the same ones.
-FINGERPRINT = ("theorem.benchmark", "theorem.variant", "theorem.data", "env.env", "generator", "search")
+FINGERPRINT = (
+    "theorem.benchmark",
+    "theorem.variant",
+    "theorem.data",
+    "benchmark_sha256",
+    "env.env",
+    "generator",
+    "search",
+)
 
 
 @dataclass(frozen=True)
@@ -310,6 +319,8 @@ def evaluate(config: ProveConfig, options: EvalOptions, show_progress: bool = Tr
     variant = f"file:{options.benchmark_file.name}" if options.benchmark_file else benchmark_variant(config)
     config = replace(config, theorem=replace(config.theorem, variant=variant))
     resolved = {**to_jsonable(config), "eval": to_jsonable(replace(options, out=None))}
+    if options.benchmark_file:  # its content, not its name, says which statements the records are about
+        resolved["benchmark_sha256"] = hashlib.sha256(options.benchmark_file.read_bytes()).hexdigest()
     prepare_run_dir(out, resolved)
     done = read_results(out / RESULTS)
     jobs = pending_jobs(theorems, options.attempts, done)

@@ -105,6 +105,12 @@ def test_eval_on_coq_writes_results_summary_plots_and_resumes(tmp_path):
     # a changed search budget is refused in the same directory
     changed = coq_eval(out, "--expansions", "7")
     assert changed.returncode == 2 and "different settings" in changed.stderr
+    # so is a benchmark file of the same name with other statements (add_zero_r made false)
+    edited = tmp_path / "edited" / BENCH.name
+    edited.parent.mkdir()
+    edited.write_text(BENCH.read_text().replace("n + 0 = n", "n + 1 = n"))
+    other = prover("eval", "--env", "coq", "--benchmark-file", str(edited), "--out", str(out), "--expansions", "5")
+    assert other.returncode == 2 and "different settings (benchmark_sha256)" in other.stderr
 
 
 @pytest.mark.usefixtures("coq_available")
