@@ -10,6 +10,7 @@ Per-step results are appended to RUNDIR/tactic_results.jsonl as they finish (res
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import re
 import time
@@ -26,6 +27,7 @@ from prover.session import ProveConfig, Session, UsageError
 # What a step's record depends on: a run directory resumes only with the same ones.
 TACTIC_FINGERPRINT = (
     "steps",
+    "steps_sha256",
     "top_k",
     "check",
     "theorem.data",
@@ -140,6 +142,8 @@ def run_tactic_eval(config: ProveConfig, path: Path, options: Any, steps: list[d
         prepare_output_dir(out, "--out")
         eval_options = {name: v for name, v in to_jsonable(options).items() if name != "out"}  # the EvalOptions
         resolved = {**to_jsonable(config), "eval": eval_options, "steps": str(path), "top_k": k, "check": check}
+        if path.is_file():  # its content, not its name, says which steps the records are about
+            resolved["steps_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
         previous = read_results(out / "tactic_results.jsonl")
         if previous and (out / "tactic_config.json").is_file():
             old = json.loads((out / "tactic_config.json").read_text(encoding="utf-8"))

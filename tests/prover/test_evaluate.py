@@ -280,3 +280,10 @@ def test_tactic_prediction_eval(tmp_path):
     other_k = prover("eval", "--env", "coq", "--tactic-steps", str(tactics_file), "--top-k", "1", "--out", str(out))
     assert other_k.returncode == 2 and "different settings (top_k, check)" in other_k.stderr
     assert json.loads((out / "tactic_config.json").read_text())["top_k"] == 25
+    edited = tmp_path / "edited" / tactics_file.name  # same name, another ground truth
+    edited.parent.mkdir()
+    edited.write_text(tactics_file.read_text().replace('"lia."', '"nia."'))
+    assert edited.read_text() != tactics_file.read_text()
+    argv = ("eval", "--env", "coq", "--tactic-steps", str(edited), "--top-k", "25", "--check", "--out", str(out))
+    other_steps = prover(*argv)
+    assert other_steps.returncode == 2 and "different settings (steps, steps_sha256)" in other_steps.stderr
