@@ -139,10 +139,18 @@ class ChildProcess:
             await asyncio.sleep(MEMORY_POLL_S)
 
     async def _drain_stderr(self) -> None:
-        assert self.proc is not None and self.proc.stderr is not None
-        while line := await self.proc.stderr.readline():
+        proc = self.proc  # `kill` clears self.proc while this task may still be reading
+        assert proc is not None and proc.stderr is not None
+        while line := await proc.stderr.readline():
             self._stderr_tail.append(line.decode(errors="replace").rstrip())
             del self._stderr_tail[:-20]
+
+    async def _stderr_drained(self) -> None:
+        """After an exit, let the stderr reader take the program's last lines (its error message)."""
+        task = self._stderr_task
+        if task is not None and not task.done():
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(task), 1.0)
 
     def stderr_tail(self) -> str:
         return "\n".join(self._stderr_tail)
@@ -152,12 +160,17 @@ class ChildProcess:
         return self.proc is not None and self.proc.returncode is None
 
     async def write(self, data: bytes) -> None:
-        if self.proc is None or self.proc.stdin is None or not self.alive:
+        proc = self.proc
+        if proc is None or proc.stdin is None or not self.alive:
             raise self._died()
         try:
-            self.proc.stdin.write(data)
-            await self.proc.stdin.drain()
+            proc.stdin.write(data)
+            await proc.stdin.drain()
         except (BrokenPipeError, ConnectionResetError) as exc:
+            # the pipe broke because the program is exiting: wait for its exit code and last words
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(proc.wait(), 1.0)
+            await self._stderr_drained()
             raise self._died() from exc
 
     async def readline(self) -> bytes:
@@ -168,6 +181,7 @@ class ChildProcess:
         if not line:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(proc.wait(), 1.0)
+            await self._stderr_drained()
             raise self._died()
         return line
 
@@ -180,6 +194,7 @@ class ChildProcess:
         except asyncio.IncompleteReadError as exc:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(proc.wait(), 1.0)
+            await self._stderr_drained()
             raise self._died() from exc
 
     def _died(self) -> ProcessDied:
