@@ -29,8 +29,8 @@ import statistics
 import time
 from collections.abc import Sequence
 from itertools import count
-from typing import Any
 
+from benchmarks.search_overhead import FixedSuggestions
 from envs.coq import CoqConfig, CoqIde
 from envs.types import Failed, ProofState, Theorem
 from search.best_first import Budget, SearchConfig, SearchResult, Suggestion, best_first_search
@@ -45,27 +45,9 @@ def theorem() -> Theorem:
     return Theorem(f"bench_{k}", f"Theorem bench_{k} : {k} + 2 = 2 + {k}.", "", "coq")
 
 
-class FixedList:
+def fixed_list(tactics: Sequence[str]) -> FixedSuggestions:
     """The same ordered tactics at every state (like the automation list), best first."""
-
-    def __init__(self, tactics: Sequence[str]) -> None:
-        self.suggestions = [Suggestion(t, 0.0) for t in tactics]
-
-    async def generate(self, states: Sequence[ProofState], n: int) -> list[list[Suggestion]]:
-        return [self.suggestions[:n] for _ in states]
-
-    # the rest of the generator protocol: nothing to load, seed or release
-    def load(self) -> None:
-        pass
-
-    async def suggest_many(self, requests: Sequence[Any], n: int) -> list[list[Suggestion]]:
-        return [self.suggestions[:n] for _ in requests]
-
-    def reseed(self, seed: int) -> None:
-        pass
-
-    async def close(self) -> None:
-        pass
+    return FixedSuggestions([Suggestion(t, 0.0) for t in tactics])
 
 
 def slow_tactic(loops: int) -> str:
@@ -92,7 +74,7 @@ async def calibrate(env: CoqIde, seconds: float) -> int:
 
 async def one_search(env: CoqIde, loops: int) -> tuple[float, SearchResult]:
     tactics = [slow_tactic(loops + i) for i in range(SLOW_CANDIDATES)]  # distinct, equally slow
-    generator = FixedList([*tactics, "reflexivity"])
+    generator = fixed_list([*tactics, "reflexivity"])
     started = time.perf_counter()
     result = await best_first_search(
         env,
@@ -107,11 +89,11 @@ async def one_search(env: CoqIde, loops: int) -> tuple[float, SearchResult]:
     return elapsed, result
 
 
-class SlowModel(FixedList):
+class SlowModel(FixedSuggestions):
     """Stands in for a model served elsewhere (a GPU): each call waits `latency` s, using no CPU here."""
 
     def __init__(self, tactics: Sequence[str], latency: float) -> None:
-        super().__init__(tactics)
+        super().__init__([Suggestion(t, 0.0) for t in tactics])
         self.latency = latency
 
     async def generate(self, states: Sequence[ProofState], n: int) -> list[list[Suggestion]]:

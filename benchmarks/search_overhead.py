@@ -96,9 +96,11 @@ class BenchEnv:
         pass
 
 
-class BenchGenerator:
-    def __init__(self, samples: int) -> None:
-        self.suggestions = [Suggestion(f"t{i}", -0.1 * (i + 1), 2) for i in range(samples)]
+class FixedSuggestions:
+    """The same suggestions, best first, at every state: a generator that costs nothing to ask."""
+
+    def __init__(self, suggestions: Sequence[Suggestion]) -> None:
+        self.suggestions = list(suggestions)
 
     async def generate(self, states: Sequence[ProofState], n: int) -> list[list[Suggestion]]:
         return [self.suggestions[:n] for _ in states]
@@ -118,7 +120,8 @@ class BenchGenerator:
 
 
 def run_ours(expansions: int, samples: int, outcomes: Outcomes) -> tuple[float, int, int]:
-    env, gen = BenchEnv(outcomes), BenchGenerator(samples)
+    env = BenchEnv(outcomes)
+    gen = FixedSuggestions([Suggestion(f"t{i}", -0.1 * (i + 1), 2) for i in range(samples)])
     budget = Budget(max_expansions=expansions, time_limit=3600.0)
     config = SearchConfig(samples=samples)
 
