@@ -11,7 +11,11 @@ messages; proof interaction goes through `IsabelleCommand` with tagged text comm
 - `<is finished> NAME` answers `true` when the proof level is 0.
 Every state is named on the server, so branching needs no replay; after a restart (the
 session is re-initialised) states are rebuilt from their tactic paths, as in the other backends.
-`verify` re-initialises a session and applies the whole proof text as one step.
+`verify` applies the statement and the whole proof as one text to a header's `default` state in
+an Isabelle that never ran a search tactic: with `verify_port`, a PISA server of its own, warm
+(the theory context is opened once per header and every check starts from its `default` state,
+which no check changes); without it, slot 0 is re-initialised (PISA's `IsabelleContext` starts a
+new Isabelle) for each check, and that slot's searches replay their states afterwards.
 
 The messages are encoded by hand (each is one proto3 string field), so only `grpcio` is needed.
 """
@@ -156,6 +160,8 @@ class IsabelleConfig:
     max_restarts_in_a_row: int = 20
     start_timeout: float = 600.0
     policy: TacticPolicy = field(default_factory=TacticPolicy)
+    # a PISA server used only by `verify` (never for search): checks stay warm and independent
+    verify_port: int | None = None
     # a local PISA server's memory (with its Isabelle) is sampled while a step runs; past the cap
     # the step fails and the session is re-initialised (the server is not ours to kill)
     memory_limit_mb: int | None = None
@@ -194,6 +200,11 @@ class PisaIsabelle(ProcessPool[_Slot]):
     def __init__(self, config: IsabelleConfig = IsabelleConfig()) -> None:
         super().__init__([_Slot(i, port) for i, port in enumerate(config.ports)], config.max_restarts_in_a_row)
         self.config = config
+        if config.verify_port is not None and config.verify_port in config.ports:
+            raise ValueError(
+                f"--pisa-verify-port {config.verify_port} is also a search port: give it a server of its own"
+            )
+        self._verifier = None if config.verify_port is None else _Slot(-1, config.verify_port)
 
     def _theory_file(self, header: str) -> Path:
         """A theory holding just the header, in the working directory PISA reads from."""
@@ -314,19 +325,21 @@ class PisaIsabelle(ProcessPool[_Slot]):
         for step in proof:
             if (reason := self._check(step)) is not None:
                 return Verdict(False, reason=f"rejected step {step!r}: {reason}")
-        slot = self._slots[0]
         text = theorem.statement.rstrip() + "\n" + "\n".join(proof)
         started = time.perf_counter()
         try:
-            return await self._verify_in(slot, theorem, text)
+            if self._verifier is not None:
+                return await self._verify_in(self._verifier, theorem, text, fresh=False)
+            return await self._verify_in(self._slots[0], theorem, text, fresh=True)
         finally:
             current_usage().verify_s += time.perf_counter() - started
 
-    async def _verify_in(self, slot: _Slot, theorem: Theorem, text: str) -> Verdict:
+    async def _verify_in(self, slot: _Slot, theorem: Theorem, text: str, fresh: bool) -> Verdict:
+        """`fresh`: a new session first (a search slot); else the verifier's warm context for the header."""
         async with self._using(slot):
             try:
-                # a fresh session: every named state of this slot is dropped (searches replay theirs)
-                await self._drop_session(slot)
+                if fresh:  # every named state of this slot is dropped (searches replay theirs)
+                    await self._drop_session(slot)
                 await self._open_context(slot, theorem.header)
                 ref, answer = await self._apply(slot, "default", text, self.config.start_timeout)
                 if answer.startswith(ERRORS):
@@ -334,7 +347,11 @@ class PisaIsabelle(ProcessPool[_Slot]):
                 session = await self._ensure_process(slot)
                 finished = await session.command(f"<is finished> {_name(ref)}", self.config.start_timeout)
             except (ProcessDied, asyncio.TimeoutError) as exc:
+                await self._drop_session(slot)  # nothing is trusted from a checker that failed
                 return Verdict(False, reason=f"verification did not complete: {exc}")
+            except asyncio.CancelledError:
+                await self._drop_session(slot)  # its answer in flight would be read by the next check
+                raise
         if finished.strip() != "true":
             return Verdict(False, (answer,), reason="the proof leaves goals open")
         return Verdict(True)
@@ -343,7 +360,7 @@ class PisaIsabelle(ProcessPool[_Slot]):
         raise EnvSetupError("prover check does not support Isabelle theories yet")
 
     async def close(self) -> None:
-        for slot in self._slots:
+        for slot in [*self._slots, *([self._verifier] if self._verifier else [])]:
             if slot.session is not None:
                 await slot.session.close()
                 slot.session = None

@@ -201,6 +201,12 @@ class EnvOptions:
     allow_native_decide: bool = opt(False, "let tactics use native_decide (trusts the compiler)")
     pisa_ports: str = opt("9000", "isabelle: comma-separated ports of running PISA servers (one slot each)")
     pisa_host: str = opt("localhost", "isabelle: host of the PISA servers")
+    pisa_verify_port: int | None = opt(
+        None,
+        "isabelle: port of a PISA server used only to re-check proofs (warm, never used for search); "
+        "without it each re-check re-initialises the first search server",
+        at_least=1,
+    )
     isabelle_path: Path | None = opt(None, "isabelle: the Isabelle installation PISA runs (default ~/Isabelle2022)")
     isabelle_workdir: Path | None = opt(None, "isabelle: directory PISA reads theories from (header theories go here)")
 

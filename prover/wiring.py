@@ -46,6 +46,7 @@ def make_env(options: EnvOptions, tactic_timeout: float | None = None) -> ProofE
             workdir=options.isabelle_workdir,
             policy=policy,
             memory_limit_mb=options.memory_limit_mb,
+            verify_port=options.pisa_verify_port,
         )
         if options.isabelle_path is not None:
             config = dataclasses.replace(config, isabelle_path=options.isabelle_path)

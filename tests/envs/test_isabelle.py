@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 import subprocess
@@ -179,6 +180,16 @@ def test_prove_through_the_cli(pisa, tmp_path):
     assert record["proof"].endswith("  apply simp\n  done\n\nend\n")
 
 
+def test_prove_through_the_cli_with_a_verify_port(pisa, tmp_path):
+    port, verify_port = pisa(), pisa()
+    tactics = tmp_path / "t.txt"
+    tactics.write_text("apply simp\ndone\n")
+    done = isabelle_cli("prove", port, tmp_path, "--tactics", str(tactics), "--pisa-verify-port", str(verify_port))
+    assert done.returncode == 0, done.stderr
+    checks = (tmp_path / f"log{verify_port}.jsonl").read_text()
+    assert f"{TWO.statement}\napply simp\ndone" in json.loads(checks.splitlines()[-2])["text"]
+
+
 def test_draft_sketch_prove_on_isabelle(pisa, tmp_path):
     port = pisa()
     sketch = tmp_path / "sketch.thy"
@@ -247,3 +258,49 @@ async def test_memory_cap_on_a_local_pisa_server(pisa, tmp_path):
         assert isinstance(await env.run_tactic(root, "by presburger", 5), Proved)
     finally:
         await env.close()
+
+
+async def test_a_verify_port_checks_on_its_own_warm_server(pisa, tmp_path):
+    """With `verify_port`, re-checks never touch the search server and open each header once."""
+    search_port, verify_port = pisa(), pisa()
+    env = make_env(search_port, tmp_path, verify_port=verify_port)
+    try:
+        root = await env.start(TWO)
+        step = await env.run_tactic(root, "apply simp", 5)
+        searched = (tmp_path / f"log{search_port}.jsonl").read_text()
+        assert (await env.verify(TWO, ["apply simp", "done"])).accepted
+        assert not (await env.verify(TWO, ["apply simp"])).accepted
+        assert not (await env.verify(TWO, ["apply (rule impI)"])).accepted
+        assert (await env.verify(TWO, ["by presburger"])).accepted
+        assert (tmp_path / f"log{search_port}.jsonl").read_text() == searched  # the search server untouched
+        with metered() as usage:  # so the search's named states are all still there
+            assert isinstance(step, Progress)
+            assert isinstance(await env.run_tactic(step.state, "done", 5), Proved)
+        assert usage.replays == 0
+    finally:
+        await env.close()
+    log = [json.loads(line) for line in (tmp_path / f"log{verify_port}.jsonl").read_text().splitlines()]
+    assert [e["method"] for e in log].count("IsabelleContext") == 1  # warm: the header opened once
+    applied = [e["text"] for e in log if e["text"].startswith("<apply to top level state>")]
+    assert len(applied) == 4 and all(
+        text.split("<apply to top level state>")[1].strip() == "default" for text in applied
+    )
+
+
+async def test_a_verify_port_that_is_also_a_search_port_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="also a search port"):
+        make_env(9000, tmp_path, verify_port=9000)
+
+
+async def test_a_verifier_that_dies_fails_the_check_and_starts_fresh(pisa, tmp_path):
+    verify_port = pisa("--hang-on", "apply (rule impI)")
+    env = make_env(pisa(), tmp_path, verify_port=verify_port)
+    env = PisaIsabelle(dataclasses.replace(env.config, start_timeout=1.0))
+    try:
+        verdict = await env.verify(TWO, ["apply (rule impI)", "done"])
+        assert not verdict.accepted and "did not complete" in (verdict.reason or "")
+        assert (await env.verify(TWO, ["apply simp", "done"])).accepted
+    finally:
+        await env.close()
+    log = [json.loads(line) for line in (tmp_path / f"log{verify_port}.jsonl").read_text().splitlines()]
+    assert [e["method"] for e in log].count("IsabelleContext") == 2  # nothing reused after the failure

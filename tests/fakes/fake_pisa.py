@@ -98,7 +98,7 @@ class FakeIsabelle:
             _, old, step, new = (part.strip() for part in text.split(SEP))
             if old not in self.states:
                 return f"Didn't find top level state of given name: {old}"
-            if step in self.hang_on:
+            if any(line.strip() in self.hang_on for line in step.splitlines()):  # a step, or a whole proof
                 time.sleep(3600)
             if step in self.bloat_on:
                 self.ballast = [bytearray(b"x" * (1 << 20)) for _ in range(400)]  # touched, so resident
