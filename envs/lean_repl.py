@@ -51,6 +51,7 @@ from envs.types import (
     Progress,
     ProofState,
     Proved,
+    ReplayFailed,
     TacticResult,
     Theorem,
     TheoremCheck,
@@ -696,7 +697,9 @@ class LeanRepl(ProcessPool[_Slot]):
             reply = parse_reply(raw)
             outcome = tactic_outcome(reply) if isinstance(reply, (TacticReply, ProtocolError)) else reply
             if not isinstance(outcome, TacticReply):
-                raise EnvError(f"replaying step {i + 1} of {handle.theorem.name} gave a different result: {outcome}")
+                raise ReplayFailed(
+                    f"replaying step {i + 1} of {handle.theorem.name} gave a different result: {outcome}"
+                )
             ps = outcome.proof_state
             slot.replayed[(handle.theorem, handle.path[: i + 1])] = ps
         slot.replayed[key] = ps

@@ -50,6 +50,7 @@ from envs.types import (
     Progress,
     ProofState,
     Proved,
+    ReplayFailed,
     TacticResult,
     Theorem,
     TheoremCheck,
@@ -465,7 +466,9 @@ class LeanDojoEnv:
             result = await self._run(session, state, tactic, timeout)
             current_usage().replays += 1
             if not isinstance(result, lean_dojo.TacticState):
-                raise EnvError(f"replaying step {i + 1} of {session.theorem.name} gave a different result: {result}")
+                raise ReplayFailed(
+                    f"replaying step {i + 1} of {session.theorem.name} gave a different result: {result}"
+                )
             session.states[prefix] = state = result
         return state
 
@@ -505,6 +508,9 @@ class LeanDojoEnv:
                     # the thread still runs the tactic on this Dojo and would answer out of turn
                     await self._close_dojo(session)
                     raise
+                except ReplayFailed as exc:
+                    log.warning("%s", exc)
+                    return Failed(str(exc))
                 except lean_dojo.DojoTacticTimeoutError:
                     # Lean is still busy with the tactic and would answer out of turn: start afresh
                     await self._restart(session, crashed=False)

@@ -41,6 +41,7 @@ from envs.types import (
     Failed,
     Progress,
     ProofState,
+    ReplayFailed,
     TacticResult,
     Theorem,
     TheoremStartError,
@@ -234,6 +235,9 @@ class ProcessPool(Generic[S]):
                 except asyncio.TimeoutError:
                     await self._restart(slot, f"no answer {timeout + self.grace:g}s into a {timeout:g}s tactic")
                     return TimedOut(timeout)
+                except ReplayFailed as exc:
+                    log.warning("%s", exc)
+                    return Failed(str(exc))
                 except MemoryCapExceeded as exc:
                     await self._restart(slot, str(exc))
                     return Failed(f"the {self.name} ran out of memory on this tactic: {exc}")

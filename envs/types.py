@@ -119,6 +119,11 @@ class TheoremStartError(EnvError):
     """The theorem's statement or header does not elaborate, so no search can start."""
 
 
+class ReplayFailed(Exception):
+    """A state could not be rebuilt from its tactic path here (a step answered differently than
+    when the search made it). The candidate run on that state fails; the env itself is fine."""
+
+
 @dataclass(slots=True)
 class Usage:
     """What the proof-assistant calls made under one meter cost (see `metered`).

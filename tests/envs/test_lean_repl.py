@@ -6,6 +6,7 @@ Conformance tests (marked) replay the real REPL's recorded transcripts from ../s
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import signal
@@ -38,6 +39,7 @@ from envs.types import (
     EnvSetupError,
     Failed,
     Progress,
+    ProofState,
     Proved,
     TacticResult,
     Theorem,
@@ -717,3 +719,14 @@ async def test_a_deadline_cut_short_never_lowers_the_heartbeat_limit(make_repl, 
         ("toy_and_chain", "set_option maxHeartbeats 100000 in"),  # its replay: the same limit
         ("toy_three_steps", "set_option maxHeartbeats 25000 in"),  # the search's timeout, not what was left
     ]
+
+
+async def test_a_replay_that_answers_differently_fails_the_candidate_not_the_env(make_repl):
+    """A state whose path no longer replays (here: a forged path) is a failed candidate, the env lives on."""
+    env = make_repl()
+    root = await env.start(AND)
+    forged = dataclasses.replace(root.handle, generation=root.handle.generation + 7, path=("exact no_such_lemma",))
+    result = await env.run_tactic(ProofState(root.goals, forged), "constructor", 5)
+    assert isinstance(result, Failed) and "replaying step 1 of" in result.message
+    assert env.restarts == 0
+    assert isinstance(await env.run_tactic(root, "constructor", 5), Progress)

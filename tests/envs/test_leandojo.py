@@ -425,3 +425,20 @@ async def test_a_start_cancelled_while_the_dojo_opens_closes_it(
         assert lean.count("open") == 1 and lean.count("close") == 1
     finally:
         await env.close()
+
+
+async def test_a_replay_that_answers_differently_fails_the_candidate_not_the_env(
+    lean: FakeLean, traced_repo: Traced
+) -> None:
+    env = LeanDojoEnv()
+    try:
+        root = await env.start(theorem(traced_repo))
+        mid = await env.run_tactic(root, "subst h", 5)
+        assert isinstance(mid, Progress)
+        assert await env.run_tactic(root, "omega", 0.5) == TimedOut(0.5)  # the Dojo is replaced
+        lean.steps[(ROOT_EQ, "subst h")] = Error("subst failed this time")  # so the replay diverges
+        result = await env.run_tactic(mid.state, "rfl", 5)
+        assert isinstance(result, Failed) and "replaying step 1" in result.message
+        assert isinstance(await env.run_tactic(root, "exact h.symm", 5), Proved)  # the env still works
+    finally:
+        await env.close()
