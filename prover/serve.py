@@ -234,11 +234,43 @@ def listen(host: str, ports: Sequence[int]) -> list[socket.socket]:
     return sockets
 
 
+def json_error_runner(app: Any) -> Any:
+    """An `AppRunner` whose answers to requests that are not valid HTTP (a bad request line or
+    header, a broken chunked body: aiohttp rejects them before any middleware runs) are JSON
+    `{"error"}` bodies like every other client error, not aiohttp's text/plain page."""
+    from aiohttp import web
+
+    class Handler(web.RequestHandler):
+        def handle_error(
+            self, request: Any, status: int = 500, exc: BaseException | None = None, message: str | None = None
+        ) -> web.StreamResponse:
+            if status >= 500:
+                return super().handle_error(request, status, exc, message)  # logs the traceback
+            log.info("bad HTTP request from %s: %s", request.remote, message or exc)
+            if request.writer.output_size > 0:
+                raise ConnectionError("the response was sent already; cannot send the error")
+            response = web.json_response({"error": message or f"bad HTTP request: {exc}"}, status=status, dumps=_dumps)
+            response.force_close()
+            return response
+
+    class Server(web.Server):
+        def __call__(self) -> web.RequestHandler:
+            return Handler(self, loop=self._loop, **self._kwargs)
+
+    class Runner(web.AppRunner):
+        async def _make_server(self) -> web.Server:
+            server = await super()._make_server()
+            server.__class__ = Server  # the same server, making our request handlers
+            return server
+
+    return Runner(app, handler_cancellation=True, access_log=None)
+
+
 async def run_server(app: Any, sockets: list[socket.socket], on_ready: Callable[[], None]) -> None:
     """Serve `app` on the bound `sockets` until SIGINT or SIGTERM; `on_ready` runs once all listen."""
     from aiohttp import web
 
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+    runner = json_error_runner(app)
     await runner.setup()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -356,6 +356,39 @@ def test_a_plain_http_client_gets_json_errors():
         proc.wait(10)
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"GET / HTTP/1.1\r\nHost: x\r\nBad Header Line\r\n\r\n",  # a header without a colon
+        b"BREW\x01 / HTTP/1.1\r\nHost: x\r\n\r\n",  # a method that is not a token
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",  # a bad chunk size
+    ],
+)
+async def test_a_request_that_is_not_valid_http_gets_a_json_400(raw):
+    """aiohttp rejects these before any middleware runs; the runner answers them in JSON too."""
+    from aiohttp import web
+
+    from prover.serve import json_error_runner
+
+    app = build_app(AutomationGenerator("lean4", ["simp"]), 1, "auto")
+    runner = json_error_runner(app)
+    await runner.setup()
+    sock = socket.create_server(("127.0.0.1", 0))
+    try:
+        await web.SockSite(runner, sock).start()
+        reader, writer = await asyncio.open_connection(*sock.getsockname()[:2])
+        writer.write(raw)
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.split(b" ")[1] == b"400", answer
+        assert b"Content-Type: application/json" in head, answer
+        assert json.loads(body)["error"]
+    finally:
+        await runner.cleanup()
+
+
 def test_the_latency_benchmark_runs():
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.serve_latency", "--model-ms", "20", "--requests", "8"]
