@@ -12,12 +12,19 @@ first. Printed: median and p95 wall time per pool, and the ratio many / one per 
 The slow candidates are CPU-bound (as slow tactics are): N processes cannot beat the number of
 free cores. `os.cpu_count()` and the load average are printed beside the figure. Needs Coq.
 
+`--runaway` makes the slow candidates what they usually are in a real search: tactics that never
+finish on their own (`do 100000000 idtac`), stopped by Coq's in-assistant timeout after `--slow`
+seconds (the search's tactic timeout). Coq's `Timeout` counts wall-clock time, so on a machine
+with fewer free cores than processes the candidates still end on time: this measures the
+scheduling (every process kept busy, the proof found as soon as its turn comes) rather than the
+cores.
+
 `--model-latency L` measures the other overlap instead: a generator that takes L seconds per call
 (a model served elsewhere) and, per expansion, two tactics that make progress and N slow failing
 ones; 6 expansions with `SearchConfig(pipeline=True)` (the next call overlaps the checks) and
 without, alternating.
 
-    python -m benchmarks.parallel_candidates [--processes 4] [--rounds 3] [--slow 1.0] [--model-latency L]
+    python -m benchmarks.parallel_candidates [--processes 4] [--rounds 3] [--slow 1.0] [--runaway] [--model-latency L]
 """
 
 from __future__ import annotations
@@ -54,6 +61,9 @@ def slow_tactic(loops: int) -> str:
     return f"do {loops} idtac; fail"
 
 
+RUNAWAY_LOOPS = 100_000_000  # minutes of work: only the tactic timeout ends it
+
+
 async def calibrate(env: CoqIde, seconds: float) -> int:
     """The loop count whose failing tactic takes about `seconds` here (median of three)."""
     state = await env.start(theorem())
@@ -72,7 +82,8 @@ async def calibrate(env: CoqIde, seconds: float) -> int:
     return loops
 
 
-async def one_search(env: CoqIde, loops: int) -> tuple[float, SearchResult]:
+async def one_search(env: CoqIde, loops: int, tactic_timeout: float = 60.0) -> tuple[float, SearchResult]:
+    """`loops` per slow candidate; with `RUNAWAY_LOOPS` they end at `tactic_timeout`."""
     tactics = [slow_tactic(loops + i) for i in range(SLOW_CANDIDATES)]  # distinct, equally slow
     generator = fixed_list([*tactics, "reflexivity"])
     started = time.perf_counter()
@@ -80,12 +91,13 @@ async def one_search(env: CoqIde, loops: int) -> tuple[float, SearchResult]:
         env,
         generator,
         theorem(),
-        Budget(max_expansions=5, time_limit=300.0, tactic_timeout=60.0),
+        Budget(max_expansions=5, time_limit=300.0, tactic_timeout=tactic_timeout),
         SearchConfig(samples=SLOW_CANDIDATES + 1),
     )
     elapsed = time.perf_counter() - started
     assert result.status == "proved" and result.proof == ["reflexivity"], result.to_record()
     assert result.tactic_calls == SLOW_CANDIDATES + 1, result.tactic_calls
+    assert result.restarts == 0, f"a slow candidate cost a process restart: {result.to_record()}"
     return elapsed, result
 
 
@@ -153,22 +165,24 @@ def p95(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
-async def main_async(processes: int, rounds: int, slow: float) -> None:
+async def main_async(processes: int, rounds: int, slow: float, runaway: bool) -> None:
     one = CoqIde(CoqConfig(processes=1))
     many = CoqIde(CoqConfig(processes=processes))
     try:
-        loops = await calibrate(one, slow)
+        loops = RUNAWAY_LOOPS if runaway else await calibrate(one, slow)
+        timeout = slow if runaway else 60.0
         pools = [("1 process", one), (f"{processes} processes", many)]
         for _, env in pools:  # warm-up: every process started, Coq's first-use costs paid
-            await one_search(env, loops)
+            await one_search(env, loops, timeout)
         walls: dict[str, list[float]] = {name: [] for name, _ in pools}
         replays: dict[str, list[int]] = {name: [] for name, _ in pools}
         for round_ in range(rounds):
             for name, env in pools if round_ % 2 == 0 else pools[::-1]:
-                elapsed, result = await one_search(env, loops)
+                elapsed, result = await one_search(env, loops, timeout)
                 walls[name].append(elapsed)
                 replays[name].append(result.replays)
-        print(f"slow candidate: `do {loops} idtac; fail` (~{slow:g}s alone) x{SLOW_CANDIDATES}, then the proof")
+        how = f"stopped by the {slow:g}s tactic timeout" if runaway else f"~{slow:g}s alone"
+        print(f"slow candidate: `{slow_tactic(loops)}` ({how}) x{SLOW_CANDIDATES}, then the proof")
         for name, _ in pools:
             w = walls[name]
             print(
@@ -191,6 +205,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="measured searches per pool")
     ap.add_argument("--slow", type=float, default=1.0, help="seconds each failing candidate should take")
     ap.add_argument(
+        "--runaway",
+        action="store_true",
+        help="slow candidates that never finish, stopped by a tactic timeout of --slow seconds",
+    )
+    ap.add_argument(
         "--model-latency",
         type=float,
         default=0.0,
@@ -202,7 +221,7 @@ def main() -> None:
     if args.model_latency:
         asyncio.run(pipeline_async(args.processes, args.rounds, args.slow, args.model_latency))
     else:
-        asyncio.run(main_async(args.processes, args.rounds, args.slow))
+        asyncio.run(main_async(args.processes, args.rounds, args.slow, args.runaway))
 
 
 if __name__ == "__main__":
