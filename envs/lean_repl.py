@@ -189,12 +189,15 @@ def statement_with_sorry(statement: str) -> str:
 
 
 def with_heartbeat_limit(command: str, max_heartbeats: int | None) -> str:
-    """`set_option maxHeartbeats N in COMMAND`: the theorem's proof states inherit the limit.
+    """`set_option maxHeartbeats N in COMMAND`: bounds the statement's elaboration, and the
+    theorem's tactic requests where the REPL runs them with the options of their context.
 
-    The REPL runs each tactic request with the options of the context its proof state was made
-    in, and a fresh heartbeat count per request; a limit set on the theorem's command therefore
-    holds in tactic mode even under a header's `set_option maxHeartbeats 0`. (A tactic-level
-    `set_option maxHeartbeats N in tac` changes only the options, not the running limit.)
+    Each tactic request gets a fresh heartbeat count (`CoreM.toIO`). Whether the command's option
+    reaches tactic mode depends on `ContextInfo.runCoreM`: current Lean sets the options but leaves
+    `Core.Context.maxHeartbeats` at the default 200000, and leanprover-community/repl#69 reports
+    tactic mode stopping at 200000 under `maxHeartbeats 0`; there, Lean's default limit stops a
+    runaway whatever this prefix says. (A tactic-level `set_option maxHeartbeats N in tac` changes
+    only the options, not the running limit, in either case.)
     """
     if max_heartbeats is None:
         return command
