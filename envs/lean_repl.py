@@ -367,9 +367,11 @@ def default_memory_limit_mb(processes: int) -> int:
 class LeanReplConfig:
     """How to run the REPL. `cmd` runs in `workspace` (default: `lake exe repl`).
 
-    Heartbeats: every theorem is started under `set_option maxHeartbeats N in`, so Lean itself
-    stops a slow tactic (the answer is `TimedOut`, the process lives on); the kill at the tactic
-    timeout stays as the backstop. N is `max_heartbeats` if set (0 = no limit), else the tactic
+    Heartbeats: every theorem is started under `set_option maxHeartbeats N in`, so that Lean
+    itself stops a slow tactic (the answer is `TimedOut`, the process lives on) where the REPL
+    honours the option in tactic mode (see `with_heartbeat_limit`: current Lean does not, and
+    its default 200000 applies); the kill at the tactic timeout stays as the backstop.
+    N is `max_heartbeats` if set (0 = no limit), else the tactic
     timeout times `heartbeats_per_second` (in Lean's unit of 1000 heartbeats), a deliberately low
     rate so that Lean stops the tactic before the kill does. The tactic timeout is
     `tactic_timeout` if set, else the timeout of the first `run_tactic` call (the search's
