@@ -8,14 +8,23 @@ typed so far, and optionally the file before the cursor), all of them in one bac
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 from envs.tactic_guard import TacticPolicy
 from envs.types import ProofState, Suggestion, SuggestRequest
 from prover.generators.postprocess import clean, cut_at_stop
 from prover.generators.prompts import Prompt
+from prover.options import GeneratorOptions
 
-__all__ = ["CONTEXT_CHARS", "GeneratorSetupError", "ModelGenerator", "SuggestRequest", "keep_prefix"]
+__all__ = [
+    "CONTEXT_CHARS",
+    "GeneratorSetupError",
+    "ModelGenerator",
+    "NamedModelGenerator",
+    "SuggestRequest",
+    "keep_prefix",
+]
 
 
 class GeneratorSetupError(ValueError):
@@ -98,3 +107,16 @@ class ModelGenerator:
     async def aclose(self) -> None:
         """Old name of `close`."""
         await self.close()
+
+
+class NamedModelGenerator(ModelGenerator):
+    """Base of the hf, vllm and openai backends: one named model, the run's generator options
+    (sampling, dtype, server), the seed they give, and a lock for loading the model once."""
+
+    def __init__(
+        self, model: str, prompt: Prompt, language: str, options: GeneratorOptions, policy: TacticPolicy
+    ) -> None:
+        super().__init__(prompt, language, policy, seed=options.seed)
+        self.model_name = model
+        self.options = options
+        self._lock = threading.Lock()

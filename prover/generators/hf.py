@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from typing import Any
 
 from envs.tactic_guard import TacticPolicy
 from envs.types import Suggestion
-from prover.generators.base import GeneratorSetupError, ModelGenerator
+from prover.generators.base import GeneratorSetupError, NamedModelGenerator
 from prover.generators.prompts import Prompt
 from prover.options import GeneratorOptions
 
@@ -30,7 +29,7 @@ def _dtype_kwarg(dtype: Any) -> dict[str, Any]:
     return {"dtype": dtype} if (major, minor) >= (4, 56) else {"torch_dtype": dtype}
 
 
-class HFGenerator(ModelGenerator):
+class HFGenerator(NamedModelGenerator):
     def __init__(
         self,
         model: str,
@@ -39,13 +38,10 @@ class HFGenerator(ModelGenerator):
         options: GeneratorOptions,
         policy: TacticPolicy = TacticPolicy(),
     ) -> None:
-        super().__init__(prompt, language, policy, seed=options.seed)
-        self.model_name = model
-        self.options = options
+        super().__init__(model, prompt, language, options, policy)
         self._model: Any = None
         self._tokenizer: Any = None
         self._device: str = "cpu"
-        self._lock = threading.Lock()
 
     def load(self) -> None:
         """Load model and tokenizer once; errors say what is wrong."""

@@ -23,7 +23,7 @@ from typing import Any
 
 from envs.tactic_guard import TacticPolicy
 from envs.types import Suggestion
-from prover.generators.base import GeneratorSetupError, ModelGenerator
+from prover.generators.base import GeneratorSetupError, NamedModelGenerator
 from prover.generators.prompts import Prompt
 from prover.options import GeneratorOptions
 
@@ -41,7 +41,7 @@ def _retryable(status: int) -> bool:
     return status >= 500 or status in RETRY_STATUS
 
 
-class OpenAIGenerator(ModelGenerator):
+class OpenAIGenerator(NamedModelGenerator):
     def __init__(
         self,
         model: str,
@@ -51,9 +51,7 @@ class OpenAIGenerator(ModelGenerator):
         backoff: float = 0.5,
         policy: TacticPolicy = TacticPolicy(),
     ) -> None:
-        super().__init__(prompt, language, policy, seed=options.seed)
-        self.model = model
-        self.options = options
+        super().__init__(model, prompt, language, options, policy)
         base = options.base_url or os.environ.get("OPENAI_BASE_URL")
         if not base:
             raise GeneratorSetupError(
@@ -74,7 +72,7 @@ class OpenAIGenerator(ModelGenerator):
         self._answered = False  # has the server ever answered a request?
 
     def __repr__(self) -> str:  # never the key
-        return f"OpenAIGenerator(model={self.model!r}, base_url={self.base_url!r})"
+        return f"OpenAIGenerator(model={self.model_name!r}, base_url={self.base_url!r})"
 
     def _http(self) -> Any:
         """The client of the running event loop (a client cannot move between loops)."""
@@ -92,7 +90,7 @@ class OpenAIGenerator(ModelGenerator):
     def _body(self, prompts: list[str], n: int) -> dict[str, Any]:
         o = self.options
         body: dict[str, Any] = {
-            "model": self.model,
+            "model": self.model_name,
             "prompt": prompts,
             "n": n,
             "max_tokens": o.max_new_tokens,

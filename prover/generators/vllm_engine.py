@@ -8,17 +8,16 @@ Shaped like the hf adapter: prompts in, raw suggestions out, post-processing in 
 from __future__ import annotations
 
 import asyncio
-import threading
 from typing import Any
 
 from envs.tactic_guard import TacticPolicy
 from envs.types import Suggestion
-from prover.generators.base import GeneratorSetupError, ModelGenerator
+from prover.generators.base import GeneratorSetupError, NamedModelGenerator
 from prover.generators.prompts import Prompt
 from prover.options import GeneratorOptions
 
 
-class VLLMGenerator(ModelGenerator):
+class VLLMGenerator(NamedModelGenerator):
     def __init__(
         self,
         model: str,
@@ -27,11 +26,8 @@ class VLLMGenerator(ModelGenerator):
         options: GeneratorOptions,
         policy: TacticPolicy = TacticPolicy(),
     ) -> None:
-        super().__init__(prompt, language, policy, seed=options.seed)
-        self.model_name = model
-        self.options = options
+        super().__init__(model, prompt, language, options, policy)
         self._llm: Any = None
-        self._lock = threading.Lock()
 
     def load(self) -> None:
         with self._lock:
