@@ -155,12 +155,17 @@ def _strip_lean_strings(text: str) -> str:
     return re.sub(r'"(?:[^"\\]|\\.)*"', '""', text)
 
 
-def check_lean_tactic(tactic: str, policy: TacticPolicy = TacticPolicy()) -> str | None:
+def _check_shape(tactic: str, policy: TacticPolicy) -> str | None:
+    """What every language refuses: an empty or overlong tactic, or characters that are not text."""
     if not tactic.strip():
         return "empty tactic"
     if len(tactic) > policy.max_chars:
         return f"tactic longer than {policy.max_chars} characters"
-    if bad := check_characters(tactic):
+    return check_characters(tactic)
+
+
+def check_lean_tactic(tactic: str, policy: TacticPolicy = TacticPolicy()) -> str | None:
+    if bad := _check_shape(tactic, policy):
         return bad
     if tactic.count("/-") != tactic.count("-/"):
         return "unterminated block comment"
@@ -231,11 +236,7 @@ def _strip_coq_comments_and_strings(text: str) -> str | None:
 
 
 def check_coq_tactic(tactic: str, policy: TacticPolicy = TacticPolicy()) -> str | None:
-    if not tactic.strip():
-        return "empty tactic"
-    if len(tactic) > policy.max_chars:
-        return f"tactic longer than {policy.max_chars} characters"
-    if bad := check_characters(tactic):
+    if bad := _check_shape(tactic, policy):
         return bad
     code = _strip_coq_comments_and_strings(tactic)
     if code is None:
@@ -296,11 +297,7 @@ _ISABELLE_BANNED = _words(
 
 
 def check_isabelle_tactic(tactic: str, policy: TacticPolicy = TacticPolicy()) -> str | None:
-    if not tactic.strip():
-        return "empty tactic"
-    if len(tactic) > policy.max_chars:
-        return f"tactic longer than {policy.max_chars} characters"
-    if bad := check_characters(tactic):
+    if bad := _check_shape(tactic, policy):
         return bad
     if m := _ISABELLE_BANNED.search(tactic):
         return f"`{m.group(0)}` is not allowed in a proof step"
