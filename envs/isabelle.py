@@ -56,6 +56,10 @@ SETUP_HINT = (
 )
 SEP = "<apply to top level state>"
 ERRORS = ("Step error", "Unknown error", "Didn't find top level state")
+# PISA waits for a step at most 10 s (`Await.result` in `PisaOS.step`) and then answers this, but
+# the step goes on running inside Isabelle: the session must be replaced, not reused
+PISA_TIMEOUT = "Futures timed out"
+EXIT_TIMEOUT = 10.0  # seconds for PISA's `exit` (destroys the session's Isabelle process)
 
 
 # --------------------------------------------------------------------------- wire format
@@ -176,6 +180,9 @@ class _Slot(Slot):
         self.counter = 0
         self.known: dict[tuple[Theorem, tuple[str, ...]], int] = {}
         self.server_pid: int | None = None  # the local PISA server, found by its port
+        # PISA holds an Isabelle process for us (opened with `IsabelleContext`, ended with `exit`):
+        # not cleared by `reset`, so the next context ends it first instead of leaking it
+        self.isabelle_open = False
 
     def reset(self) -> None:
         self.header = None
@@ -236,8 +243,12 @@ class PisaIsabelle(ProcessPool[_Slot]):
         if slot.header == header:
             return session
         timeout = self.config.start_timeout
+        # every `IsabelleContext` starts a new Isabelle in PISA and forgets the old one, which
+        # would live on (with whatever step it was still running): end it first
+        await self._end_isabelle(slot)
         await session.call("InitialiseIsabelle", str(self.config.isabelle_path), timeout)
         await session.call("IsabelleWorkingDirectory", str(self.config.workdir), timeout)
+        slot.isabelle_open = True
         await session.call("IsabelleContext", str(self._theory_file(header)), timeout)
         await session.command("<proceed before> end", timeout)
         await session.command("<initialise>", timeout)
@@ -246,6 +257,16 @@ class PisaIsabelle(ProcessPool[_Slot]):
         slot.header = header
         slot.known.clear()
         return session
+
+    async def _end_isabelle(self, slot: _Slot) -> None:
+        """Best effort: PISA's `exit` destroys the Isabelle process it holds for this slot."""
+        if not slot.isabelle_open or slot.session is None:
+            return
+        slot.isabelle_open = False
+        try:
+            await slot.session.command("exit", EXIT_TIMEOUT)
+        except (ProcessDied, asyncio.TimeoutError) as exc:
+            log.warning("PISA on port %d did not end its Isabelle: %s", slot.port, exc)
 
     async def _apply(self, slot: _Slot, old: str, step: str, timeout: float | None) -> tuple[int, str]:
         """(new state id, answer text) of running `step` on the state named `old`."""
@@ -271,6 +292,8 @@ class PisaIsabelle(ProcessPool[_Slot]):
     async def _open(self, slot: _Slot, theorem: Theorem) -> tuple[int, tuple[str, ...]]:
         await self._open_context(slot, theorem.header)
         ref, answer = await self._apply(slot, "default", theorem.statement, self.config.start_timeout)
+        if answer.startswith(ERRORS) and PISA_TIMEOUT in answer:
+            raise asyncio.TimeoutError(answer)  # still running in Isabelle: the pool replaces the session
         if answer.startswith(ERRORS):
             raise TheoremStartError(f"{theorem.name}: the statement was rejected: {answer}")
         slot.known[(theorem, ())] = ref
@@ -308,6 +331,8 @@ class PisaIsabelle(ProcessPool[_Slot]):
         await self._open_context(slot, handle.theorem.header)
         old = await self._resolve(slot, handle, timeout)
         ref, answer = await self._apply(slot, _name(old), tactic, timeout)
+        if answer.startswith(ERRORS) and PISA_TIMEOUT in answer:
+            raise asyncio.TimeoutError(answer)  # still running in Isabelle: the pool replaces the session
         if answer.startswith(ERRORS):
             return Failed(answer)
         session = await self._ensure_process(slot)
@@ -342,6 +367,8 @@ class PisaIsabelle(ProcessPool[_Slot]):
                     await self._drop_session(slot)
                 await self._open_context(slot, theorem.header)
                 ref, answer = await self._apply(slot, "default", text, self.config.start_timeout)
+                if answer.startswith(ERRORS) and PISA_TIMEOUT in answer:
+                    raise asyncio.TimeoutError(answer)  # the check goes on inside Isabelle: replace it
                 if answer.startswith(ERRORS):
                     return Verdict(False, (answer,), reason="Isabelle rejected the proof")
                 session = await self._ensure_process(slot)
@@ -361,6 +388,7 @@ class PisaIsabelle(ProcessPool[_Slot]):
 
     async def close(self) -> None:
         for slot in [*self._slots, *([self._verifier] if self._verifier else [])]:
+            await self._end_isabelle(slot)
             if slot.session is not None:
                 await slot.session.close()
                 slot.session = None

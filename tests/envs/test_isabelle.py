@@ -186,8 +186,8 @@ def test_prove_through_the_cli_with_a_verify_port(pisa, tmp_path):
     tactics.write_text("apply simp\ndone\n")
     done = isabelle_cli("prove", port, tmp_path, "--tactics", str(tactics), "--pisa-verify-port", str(verify_port))
     assert done.returncode == 0, done.stderr
-    checks = (tmp_path / f"log{verify_port}.jsonl").read_text()
-    assert f"{TWO.statement}\napply simp\ndone" in json.loads(checks.splitlines()[-2])["text"]
+    checks = [json.loads(line)["text"] for line in (tmp_path / f"log{verify_port}.jsonl").read_text().splitlines()]
+    assert any(f"{TWO.statement}\napply simp\ndone" in text for text in checks)
 
 
 def test_draft_sketch_prove_on_isabelle(pisa, tmp_path):
@@ -304,3 +304,42 @@ async def test_a_verifier_that_dies_fails_the_check_and_starts_fresh(pisa, tmp_p
         await env.close()
     log = [json.loads(line) for line in (tmp_path / f"log{verify_port}.jsonl").read_text().splitlines()]
     assert [e["method"] for e in log].count("IsabelleContext") == 2  # nothing reused after the failure
+
+
+def _log(tmp_path, port: int) -> list[tuple[str, str]]:
+    lines = (tmp_path / f"log{port}.jsonl").read_text().splitlines()
+    return [(e["method"], e["text"]) for e in map(json.loads, lines)]
+
+
+async def test_a_new_context_ends_the_isabelle_of_the_old_one(pisa, tmp_path):
+    """PISA's `IsabelleContext` starts a new Isabelle and forgets the old: we `exit` it first, and at close."""
+    port = pisa("--hang-on", "apply (rule impI)")
+    env = make_env(port, tmp_path)
+    try:
+        root = await env.start(TWO)
+        assert await env.run_tactic(root, "apply (rule impI)", 0.5) == TimedOut(0.5)
+        assert isinstance(await env.run_tactic(root, "apply simp", 5), Progress)  # a new session
+    finally:
+        await env.close()
+    calls = _log(tmp_path, port)
+    contexts = [i for i, (method, _) in enumerate(calls) if method == "IsabelleContext"]
+    exits = [i for i, call in enumerate(calls) if call == ("IsabelleCommand", "exit")]
+    assert len(contexts) == 2 and len(exits) == 2
+    assert contexts[0] < exits[0] < contexts[1] < exits[1] == len(calls) - 1  # old one ended; last at close
+
+
+async def test_pisa_own_step_timeout_replaces_the_session(pisa, tmp_path):
+    """PISA answers "Futures timed out" but the step runs on in Isabelle: a timeout, and a new session."""
+    port = pisa("--hang-on", "apply (rule impI)", "--step-timeout", "0.3")
+    env = make_env(port, tmp_path)
+    try:
+        root = await env.start(TWO)
+        step = await env.run_tactic(root, "apply simp", 5)
+        with metered() as usage:
+            assert await env.run_tactic(root, "apply (rule impI)", 5) == TimedOut(5)
+        assert usage.restarts == 1
+        assert isinstance(step, Progress)
+        assert isinstance(await env.run_tactic(step.state, "done", 5), Proved)  # replayed in the new one
+    finally:
+        await env.close()
+    assert ("IsabelleCommand", "exit") in _log(tmp_path, port)

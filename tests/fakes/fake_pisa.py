@@ -8,8 +8,11 @@ hand-written encoding is checked against protobuf itself. Commands follow PISA's
 (answers the new state's text or `Step error: ...`), `<is finished>` (`true` at proof level 0).
 
 The script (JSON): `{"statements": {STATEMENT: STATE}, "steps": {STATE: {STEP: STATE}}}`;
-the empty state means the proof is finished. Test hooks: `--hang-on STEP`, `--bloat-on STEP` (grows
-by 400 MB, then answers after 5 s, as a step that eats memory), `--log FILE`.
+the empty state means the proof is finished. `exit` ends the session's Isabelle (PISA:
+`isabelle.destroy()`); a later `IsabelleContext` starts a new one. Test hooks: `--hang-on STEP`,
+`--step-timeout S` (as PISA's `Await.result` in `PisaOS.step`: a step still running after S
+seconds is answered `Unknown error: Futures timed out after [...]`, though it goes on running),
+`--bloat-on STEP` (grows by 400 MB, then answers after 5 s, as a step that eats memory), `--log FILE`.
 """
 
 from __future__ import annotations
@@ -52,8 +55,16 @@ def pisa_messages() -> dict[str, type]:
 
 
 class FakeIsabelle:
-    def __init__(self, script: dict, hang_on: list[str], log: Path | None, bloat_on: list[str] = ()) -> None:
+    def __init__(
+        self,
+        script: dict,
+        hang_on: list[str],
+        log: Path | None,
+        bloat_on: list[str] = (),
+        step_timeout: float | None = None,
+    ) -> None:
         self.script = script
+        self.step_timeout = step_timeout
         self.hang_on = hang_on
         self.bloat_on = list(bloat_on)
         self.ballast: list[bytearray] = []
@@ -82,6 +93,10 @@ class FakeIsabelle:
         return None
 
     def command(self, text: str) -> str:
+        if text == "exit":
+            self.context = None
+            self.states = {}
+            return "Exited"
         if text.startswith("<proceed before>"):
             return ""
         if text.startswith("<initialise>"):
@@ -99,6 +114,9 @@ class FakeIsabelle:
             if old not in self.states:
                 return f"Didn't find top level state of given name: {old}"
             if any(line.strip() in self.hang_on for line in step.splitlines()):  # a step, or a whole proof
+                if self.step_timeout is not None:
+                    time.sleep(self.step_timeout)
+                    return f"Unknown error: Futures timed out after [{int(self.step_timeout * 1000)} milliseconds]"
                 time.sleep(3600)
             if step in self.bloat_on:
                 self.ballast = [bytearray(b"x" * (1 << 20)) for _ in range(400)]  # touched, so resident
@@ -115,9 +133,16 @@ class FakeIsabelle:
         return f"Unknown error: unsupported command {text[:40]}"
 
 
-def serve(port: int, script: dict, hang_on: list[str], log: Path | None, bloat_on: list[str] = ()) -> grpc.Server:
+def serve(
+    port: int,
+    script: dict,
+    hang_on: list[str],
+    log: Path | None,
+    bloat_on: list[str] = (),
+    step_timeout: float | None = None,
+) -> grpc.Server:
     m = pisa_messages()
-    fake = FakeIsabelle(script, hang_on, log, bloat_on)
+    fake = FakeIsabelle(script, hang_on, log, bloat_on, step_timeout)
 
     def initialise(request, context):
         fake.record("InitialiseIsabelle", request.path)
@@ -165,9 +190,11 @@ def main() -> None:
     ap.add_argument("--script", type=Path, required=True)
     ap.add_argument("--hang-on", action="append", default=[])
     ap.add_argument("--bloat-on", action="append", default=[])
+    ap.add_argument("--step-timeout", type=float)
     ap.add_argument("--log", type=Path)
     args = ap.parse_args()
-    server = serve(args.port, json.loads(args.script.read_text()), args.hang_on, args.log, args.bloat_on)
+    script = json.loads(args.script.read_text())
+    server = serve(args.port, script, args.hang_on, args.log, args.bloat_on, args.step_timeout)
     print("ready", flush=True)
     server.wait_for_termination()
 
