@@ -373,6 +373,8 @@ class PisaIsabelle(ProcessPool[_Slot]):
                     return Verdict(False, (answer,), reason="Isabelle rejected the proof")
                 session = await self._ensure_process(slot)
                 finished = await session.command(f"<is finished> {_name(ref)}", self.config.start_timeout)
+                if not fresh:  # the warm verifier keeps only `default`: PISA frees named states on `<delete>`
+                    await session.command(f"<delete> {_name(ref)}", self.config.start_timeout)
             except (ProcessDied, asyncio.TimeoutError) as exc:
                 await self._drop_session(slot)  # nothing is trusted from a checker that failed
                 return Verdict(False, reason=f"verification did not complete: {exc}")

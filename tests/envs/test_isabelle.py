@@ -285,6 +285,8 @@ async def test_a_verify_port_checks_on_its_own_warm_server(pisa, tmp_path):
     assert len(applied) == 4 and all(
         text.split("<apply to top level state>")[1].strip() == "default" for text in applied
     )
+    deleted = [e["text"] for e in log if e["text"].startswith("<delete>")]
+    assert [text.split()[-1] for text in deleted] == [text.split()[-1] for text in applied]  # only default stays
 
 
 async def test_a_verify_port_that_is_also_a_search_port_is_refused(tmp_path):

@@ -8,7 +8,7 @@ hand-written encoding is checked against protobuf itself. Commands follow PISA's
 (answers the new state's text or `Step error: ...`), `<is finished>` (`true` at proof level 0).
 
 The script (JSON): `{"statements": {STATEMENT: STATE}, "steps": {STATE: {STEP: STATE}}}`;
-the empty state means the proof is finished. `exit` ends the session's Isabelle (PISA:
+the empty state means the proof is finished. `<delete> NAME` frees a state; `exit` ends the session's Isabelle (PISA:
 `isabelle.destroy()`); a later `IsabelleContext` starts a new one. Test hooks: `--hang-on STEP`,
 `--step-timeout S` (as PISA's `Await.result` in `PisaOS.step`: a step still running after S
 seconds is answered `Unknown error: Futures timed out after [...]`, though it goes on running),
@@ -97,6 +97,11 @@ class FakeIsabelle:
             self.context = None
             self.states = {}
             return "Exited"
+        if text.startswith("<delete>"):
+            name = text.removeprefix("<delete>").strip()
+            if self.states.pop(name, None) is None:
+                return f"Didn't find top level state of given name: {name}"
+            return f"Successfully deleted state named: {name}"
         if text.startswith("<proceed before>"):
             return ""
         if text.startswith("<initialise>"):
