@@ -16,6 +16,7 @@ and lone surrogates.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 
 # `stop` is `repeat sorry`; `apply?` admits the goal when no lemma closes it; `lcProof` is the
@@ -66,9 +67,16 @@ _BAD_CHAR_RE = re.compile(
 
 
 def check_characters(tactic: str) -> str | None:
-    """None if every character of `tactic` is printable text (tab and newline allowed), else why not."""
+    """None if every character of `tactic` is printable text (tab and newline allowed), else why not.
+
+    Besides controls and bidi characters, every format character (Unicode category Cf: zero-width
+    spaces and joiners, word joiner, byte-order mark, Arabic letter mark, ...) is refused: they are
+    invisible, so a suggestion would not read as what it does."""
     if m := _BAD_CHAR_RE.search(tactic):
         return f"tactic contains the control or bidi character U+{ord(m.group(0)):04X}"
+    for ch in tactic:
+        if unicodedata.category(ch) == "Cf":
+            return f"tactic contains the invisible format character U+{ord(ch):04X}"
     return None
 
 
@@ -122,12 +130,17 @@ class TacticPolicy:
     extra_banned: tuple[str, ...] = field(default=())
 
 
-def _words(pattern_words: tuple[str, ...]) -> re.Pattern[str]:
+def _words(pattern_words: tuple[str, ...], after_dot: bool = False) -> re.Pattern[str]:
+    """Whole words; `after_dot` also matches them as the last part of a dotted name
+    (`_root_.sorryAx` is `sorryAx`)."""
     escaped = "|".join(re.escape(w) for w in pattern_words)
-    return re.compile(rf"(?<![\w.'])(?:{escaped})(?![\w'?!])")
+    before = r"(?<![\w'])" if after_dot else r"(?<![\w.'])"
+    return re.compile(rf"{before}(?:{escaped})(?![\w'])")
 
 
 _LEAN_GIVE_UP_RE = _words(_LEAN_GIVE_UP)
+# the axioms themselves, however they are reached (`_root_.sorryAx`, `Lean.lcProof`)
+_LEAN_GIVE_UP_NAME_RE = _words(("sorryAx", "lcProof"), after_dot=True)
 _LEAN_COMMAND_RE = _words(_LEAN_COMMANDS)
 _LEAN_HASH_COMMAND_RE = re.compile(r"(?<![\w])#[a-zA-Z_]\w*")
 _COQ_GIVE_UP_RE = _words(_COQ_GIVE_UP)
@@ -151,8 +164,45 @@ def _balanced(text: str, pairs: dict[str, str]) -> bool:
     return not stack
 
 
-def _strip_lean_strings(text: str) -> str:
-    return re.sub(r'"(?:[^"\\]|\\.)*"', '""', text)
+def _strip_lean_comments_and_strings(text: str) -> str | None:
+    """`text` with Lean's comments blanked (block comments `/- -/` nest, `--` runs to the end of the
+    line) and string literals emptied; None if a comment or string is left open. Identifiers
+    quoted with guillemets are unquoted (`«native»` is `native`)."""
+    out: list[str] = []
+    depth = 0
+    i = 0
+    while i < len(text):
+        two = text[i : i + 2]
+        if depth:
+            if two == "/-":
+                depth += 1
+                i += 2
+            elif two == "-/":
+                depth -= 1
+                i += 2
+                if not depth:
+                    out.append(" ")
+            else:
+                i += 1
+            continue
+        if two == "/-":
+            depth = 1
+            i += 3 if text[i + 2 : i + 3] in ("-", "!") else 2  # `/--` and `/-!` open doc comments
+        elif two == "--":
+            end = text.find("\n", i)
+            i = len(text) if end < 0 else end
+        elif text[i] == '"':
+            m = re.compile(r'"(?:[^"\\]|\\.)*"').match(text, i)
+            if m is None:
+                return None
+            out.append('""')
+            i = m.end()
+        else:
+            out.append(text[i])
+            i += 1
+    if depth:
+        return None
+    return "".join(out).replace("«", "").replace("»", "")
 
 
 def _check_shape(tactic: str, policy: TacticPolicy) -> str | None:
@@ -167,12 +217,10 @@ def _check_shape(tactic: str, policy: TacticPolicy) -> str | None:
 def check_lean_tactic(tactic: str, policy: TacticPolicy = TacticPolicy()) -> str | None:
     if bad := _check_shape(tactic, policy):
         return bad
-    if tactic.count("/-") != tactic.count("-/"):
-        return "unterminated block comment"
-    code = _strip_lean_strings(tactic)
-    if code.count('"') % 2:
-        return "unterminated string literal"
-    if m := _LEAN_GIVE_UP_RE.search(code):
+    code = _strip_lean_comments_and_strings(tactic)
+    if code is None:
+        return "unterminated comment or string literal"
+    if m := _LEAN_GIVE_UP_RE.search(code) or _LEAN_GIVE_UP_NAME_RE.search(code):
         return f"`{m.group(0)}` gives up on the goal"
     if not policy.allow_native_decide and (m := _LEAN_NATIVE_RE.search(code)):
         return f"`{m.group(0)}` trusts the compiler like native_decide (disabled by policy)"
@@ -191,7 +239,7 @@ def check_lean_tactic(tactic: str, policy: TacticPolicy = TacticPolicy()) -> str
             stripped = line.lstrip()
             if any(stripped.startswith(w) for w in _LEAN_LINE_START):
                 return "a line at column 0 would end the tactic block"
-    if not _balanced(re.sub(r"--[^\n]*", "", code), {"(": ")", "[": "]", "{": "}", "⟨": "⟩"}):
+    if not _balanced(code, {"(": ")", "[": "]", "{": "}", "⟨": "⟩"}):
         return "unbalanced brackets"
     return None
 

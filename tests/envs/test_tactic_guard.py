@@ -15,6 +15,10 @@ LEAN_OK = [
     "omega",
     "simp [show (2:ℝ) = 1 + 1 by norm_num]",
     "linarith -- closes it",
+    "simp /- a /- nested -/ comment -/ at h",
+    "simp /-- a doc comment -/",
+    'exact "-- not a comment"',
+    "exact h.stop",
 ]
 LEAN_BAD = {
     "sorry": "gives up",
@@ -72,6 +76,24 @@ LEAN_BAD = {
     'exact "\x01"': "U+0001",
     "simp\rlinarith": "U+000D",
     "simp\x1b[2K": "U+001B",
+    # review: the axioms reached by a qualified name, quoted identifiers, `?` forms, comment tricks,
+    # invisible format characters
+    "exact _root_.sorryAx _ false": "gives up",
+    "exact _root_.lcProof": "gives up",
+    "exact «sorryAx» _ false": "gives up",
+    "decide (config := { «native» := true })": "compiler",
+    "termination_by?": "command",
+    "simp\ndecreasing_by?": "command",
+    "simp /-/": "comment",
+    "simp /--/": "comment",
+    "simp /-!/": "comment",
+    "simp /- -- -/ (": "unbalanced",
+    "simp /- /- nested -/ (": "comment",
+    'simp "/-': "string",
+    "simp\u061c": "U+061C",
+    "simp\u200b": "U+200B",
+    "si\u2060mp": "U+2060",
+    "\ufeffsimp": "U+FEFF",
 }
 
 
