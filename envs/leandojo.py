@@ -163,16 +163,21 @@ def split_goals(pp: str) -> tuple[str, ...]:
     return tuple(g.strip() for g in pp.split("\n\n") if g.strip())
 
 
-def parse_axioms(message: str, name: str) -> tuple[str, ...] | None:
-    """Axioms `#print axioms name` reported in `message`, or None if there is no such report."""
-    short = name.rsplit(".", 1)[-1]
-    for m in _AXIOMS_RE.finditer(message):
-        if m.group("name") in (name, short) or m.group("name").endswith("." + short):
-            return tuple(a.strip() for a in m.group("axioms").replace("\n", " ").split(",") if a.strip())
-    for m in _NO_AXIOMS_RE.finditer(message):
-        if m.group("name") in (name, short) or m.group("name").endswith("." + short):
-            return ()
-    return None
+def parse_axioms(message: str, *names: str) -> tuple[str, ...] | None:
+    """Axioms of the LAST `#print axioms` report in `message` about one of `names` (a theorem's
+    full name, and the name it was queried by), or None if there is no such report.
+
+    The last, because `#print axioms` answers after everything the proof itself printed: a proof
+    that prints a report of its own (`trace "'T' depends on axioms: [propext]"`) cannot stand in
+    for the real one. Names are compared exactly: `'Other.foo'` is not a report about `Demo.foo`.
+    """
+    reports = [
+        (m.start(), tuple(a.strip() for a in m.group("axioms").replace("\n", " ").split(",") if a.strip()))
+        for m in _AXIOMS_RE.finditer(message)
+        if m.group("name") in names
+    ]
+    reports += [(m.start(), ()) for m in _NO_AXIOMS_RE.finditer(message) if m.group("name") in names]
+    return max(reports)[1] if reports else None
 
 
 def axiom_query_name(full_name: str, head: str) -> str:
@@ -602,7 +607,11 @@ class LeanDojoEnv:
             printed = dojo.run_cmd(declared, f"#print axioms {name}")
             if isinstance(printed, lean_dojo.LeanError):
                 return Verdict(False, (printed.error,), reason="#print axioms failed")
-            axioms = parse_axioms(printed.message or "", name)
+            # the command state's messages accumulate: read only what `#print axioms` added
+            printed_text = printed.message or ""
+            if message and printed_text.startswith(message):
+                printed_text = printed_text[len(message) :]
+            axioms = parse_axioms(printed_text, theorem.name, name)
             if axioms is None:
                 return Verdict(False, (printed.message or "",), reason="no axiom report for the theorem")
             extra = sorted(set(axioms) - STANDARD_AXIOMS)

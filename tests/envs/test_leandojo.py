@@ -25,6 +25,7 @@ from envs.leandojo import (
     parse_axioms,
     split_goals,
 )
+from envs.tactic_guard import check_tactic
 from envs.types import EnvSetupError, Failed, Progress, Proved, Theorem, TheoremStartError, TimedOut, metered
 from tests.fakes.fake_dojo import (
     CRASH,
@@ -102,6 +103,12 @@ def test_pure_helpers() -> None:
     assert parse_axioms("'Demo.t' does not depend on any axioms", "Demo.t") == ()
     assert parse_axioms("'Demo.u' does not depend on any axioms", "Demo.t") is None
     assert parse_axioms("'Demo.t'' depends on axioms: [propext]", "Demo.t'") == ("propext",)
+    # the last report counts (a proof may print a fake one before `#print axioms` answers), and
+    # only about the theorem itself: another namespace's `t` is not `Demo.t`
+    faked = "'Demo.t' depends on axioms: [propext]\n'Demo.t' depends on axioms: [Lean.ofReduceBool, propext]"
+    assert parse_axioms(faked, "Demo.t") == ("Lean.ofReduceBool", "propext")
+    assert parse_axioms("'Mathlib.Other.t' does not depend on any axioms", "Demo.t") is None
+    assert parse_axioms("'t' does not depend on any axioms", "_private.Demo.0.t", "t") == ()
     assert axiom_query_name("Demo.t", "theorem t : P :=") == "Demo.t"
     assert axiom_query_name("_private.Demo.Basic.0.Demo.t", "@[simp] private theorem t : P :=") == "t"
 
@@ -217,6 +224,20 @@ async def test_verify_is_a_fresh_command_mode_check_with_axioms(lean: FakeLean, 
         assert not no_start.accepted and "Demo.cheat" in no_start.reason  # checked at the line found in the source
         assert [e for e in lean.events if e[0] == "open_command"][-1] == ("open_command", "Demo/Basic.lean", 5)
         assert lean.count("open_command") == 5  # every check (but the guard-rejected one) had its own Dojo
+    finally:
+        await env.close()
+
+
+async def test_a_proof_that_prints_a_fake_axiom_report_is_still_audited(lean: FakeLean, traced_repo: Traced) -> None:
+    """The command state's messages accumulate: only what `#print axioms` itself added is read."""
+    env = LeanDojoEnv()
+    thm = theorem(traced_repo)
+    try:
+        lean.axioms["Demo.eq_symm'"] = ["propext", "Lean.ofReduceBool"]  # as `native_decide` would leave
+        forged = "trace \"'Demo.eq_symm'' depends on axioms: [propext]\""
+        assert check_tactic("lean4", forged) is None  # the guard has no reason to refuse a trace
+        verdict = await env.verify(thm, [forged, "subst h", "rfl"])
+        assert not verdict.accepted and "Lean.ofReduceBool" in (verdict.reason or "")
     finally:
         await env.close()
 

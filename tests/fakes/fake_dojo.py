@@ -121,6 +121,7 @@ def make_fake_dojo(lean_dojo: ModuleType, lean: FakeLean) -> type:
             lean.events.append(("open_command", str(self.entry[1]), self.entry[2]))
             self._declared: dict[str, str] = {}
             self._uses_sorry: set[str] = set()
+            self._messages: dict[int, str] = {0: ""}  # a command state's messages, all of them so far
             return self, lean_dojo.CommandState(0)
 
         def __exit__(self, *exc: Any) -> None:
@@ -169,6 +170,17 @@ def make_fake_dojo(lean_dojo: ModuleType, lean: FakeLean) -> type:
             return self._result(self._answer(self._pps[state.id], tactic))
 
         def run_cmd(self, state: Any, command: str) -> Any:
+            """As LeanDojo's `handleRunCmd`: the new state's `message` holds every message of the
+            command state so far (the earlier commands' too), one per line."""
+            result = self._run_cmd(state, command)
+            if isinstance(result, lean_dojo.CommandState):
+                earlier = self._messages.get(state.id, "")
+                joined = "\n".join(m for m in (earlier, result.message or "") if m)
+                self._messages[result.id] = joined
+                return lean_dojo.CommandState(result.id, joined or None)
+            return result
+
+        def _run_cmd(self, state: Any, command: str) -> Any:
             if not self.proc.alive:
                 raise lean_dojo.DojoCrashError("Unexpected exit code: 1")
             lean.events.append(("run_cmd", command))
@@ -184,17 +196,21 @@ def make_fake_dojo(lean_dojo: ModuleType, lean: FakeLean) -> type:
             if name is None:
                 return lean_dojo.LeanError("unexpected declaration")
             pp = lean.roots[name]
+            logged: list[str] = []
             for tactic in _tactics_of(command):
+                if m := re.fullmatch(r'trace "([^"]*)"', tactic):  # logs its text at info, changes nothing
+                    logged.append(m.group(1))
+                    continue
                 outcome = self._answer(pp, tactic)
                 if isinstance(outcome, Error):
                     return lean_dojo.LeanError(outcome.message)
                 if outcome == SORRY:
                     self._declared[name] = command
                     self._uses_sorry.add(name)
-                    return lean_dojo.CommandState(state.id + 1, "declaration uses 'sorry'")
+                    return lean_dojo.CommandState(state.id + 1, "\n".join([*logged, "declaration uses 'sorry'"]))
                 if outcome == FINISHED:
                     self._declared[name] = command
-                    return lean_dojo.CommandState(state.id + 1, "")
+                    return lean_dojo.CommandState(state.id + 1, "\n".join(logged))
                 pp = outcome
             return lean_dojo.LeanError("unsolved goals\n" + pp)
 
