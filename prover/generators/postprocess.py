@@ -1,13 +1,15 @@
 """Turn raw model continuations into candidate tactics.
 
-Cut at the first stop sequence, strip, drop empty ones, merge duplicates (their
-probabilities are added), drop what the untrusted-tactic guard rejects, keep the
-top n by log-probability.
+Cut at the first stop sequence, dedent (a multi-line continuation keeps its lines' columns
+relative to each other: stripping only the first line would move it out of the sequence), strip,
+drop empty ones, merge duplicates (their probabilities are added), drop what the untrusted-tactic
+guard rejects, keep the top n by log-probability.
 """
 
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Iterable, Sequence
 
 from envs.tactic_guard import TacticPolicy, check_tactic
@@ -35,7 +37,7 @@ def clean(
 ) -> list[Suggestion]:
     merged: dict[str, Suggestion] = {}
     for s in raw:
-        tactic = cut_at_stop(s.tactic, stop).strip()
+        tactic = textwrap.dedent(cut_at_stop(s.tactic, stop).strip("\n")).strip()
         if not tactic or check_tactic(language, tactic, policy) is not None:
             continue
         if tactic in merged:

@@ -41,6 +41,7 @@ from envs.types import (
     Progress,
     ProofState,
     Proved,
+    Suggestion,
     TacticResult,
     Theorem,
     TheoremStartError,
@@ -730,3 +731,15 @@ async def test_a_replay_that_answers_differently_fails_the_candidate_not_the_env
     assert isinstance(result, Failed) and "replaying step 1 of" in result.message
     assert env.restarts == 0
     assert isinstance(await env.run_tactic(root, "constructor", 5), Progress)
+
+
+async def test_a_model_continuation_of_three_indented_lines_proves_after_cleaning(make_repl):
+    """Models continue an indented proof: the lines keep their columns relative to each other."""
+    from prover.generators.postprocess import clean
+
+    env = make_repl()
+    root = await env.start(THREE)
+    (cleaned,) = clean([Suggestion("  subst h₀\n  subst h₁\n  norm_num\n", -1.0)], "lean4", 1)
+    assert cleaned.tactic == "subst h₀\nsubst h₁\nnorm_num"
+    assert isinstance(await env.run_tactic(root, cleaned.tactic, 5), Proved)
+    assert (await env.verify(THREE, [cleaned.tactic])).accepted
