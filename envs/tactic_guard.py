@@ -98,7 +98,7 @@ _COQ_COMMANDS = (
     "Hypothesis", "Hypotheses", "Variable", "Variables", "Conjecture", "Definition",
     "Fixpoint", "CoFixpoint", "Lemma", "Theorem", "Corollary", "Proposition", "Fact",
     "Remark", "Example", "Instance", "Existing", "Require", "Import", "Export", "From",
-    "Load", "Declare", "Set", "Unset", "Local", "Global", "Module", "End", "Section",
+    "Load", "Declare", "Unset", "Local", "Global", "Module", "End", "Section",
     "Ltac", "Ltac2", "Tactic", "Obligation", "Next", "Drop", "Quit", "Extraction",
     "Redirect", "Print", "Check", "Eval", "Compute", "Search", "Locate", "Fail",
     "Succeed", "Inductive", "CoInductive", "Record", "Structure", "Class", "Notation",
@@ -118,6 +118,7 @@ _COQ_COMMANDS = (
 _COQ_LEADING_COMMANDS = (
     "Cd", "Pwd", "Info", "Test", "Write", "Restore", "Register", "Universe", "Constraint", "Variant",
     "Collection", "Private", "Final", "Instructions",
+    "Set",  # also the sort `Set` inside terms
 )  # fmt: skip
 
 
@@ -144,7 +145,11 @@ _LEAN_GIVE_UP_NAME_RE = _words(("sorryAx", "lcProof"), after_dot=True)
 _LEAN_COMMAND_RE = _words(_LEAN_COMMANDS)
 _LEAN_HASH_COMMAND_RE = re.compile(r"(?<![\w])#[a-zA-Z_]\w*")
 _COQ_GIVE_UP_RE = _words(_COQ_GIVE_UP)
-_COQ_COMMAND_RE = re.compile(r"(?:^|(?<=[\s;\[|(]))(?:" + "|".join(re.escape(w) for w in _COQ_COMMANDS) + r")(?![\w'])")
+# a command word anywhere it is not part of a longer name: after a bullet (`-Axiom`), a brace, a
+# string (`"x"Check`), `;`, `|`, `(`... Coq splits bullets and braces off and runs the rest.
+_COQ_COMMAND_RE = re.compile(r"(?<![\w'.])(?:" + "|".join(re.escape(w) for w in _COQ_COMMANDS) + r")(?![\w'])")
+# every `*_no_check` tactic (`change_no_check`, `convert_concl_no_check`, ...) skips the kernel's check
+_COQ_NO_CHECK_RE = re.compile(r"(?<![\w'.])\w*_no_check(?![\w'])")
 _COQ_LEADING_COMMAND_RE = re.compile(
     r"^[\s\-+*{}]*(?:" + "|".join(re.escape(w) for w in _COQ_LEADING_COMMANDS) + r")(?![\w'])"
 )
@@ -294,7 +299,7 @@ def check_coq_tactic(tactic: str, policy: TacticPolicy = TacticPolicy()) -> str 
         body = body[:-1]
     if _COQ_SENTENCE_END_RE.search(body):
         return "more than one sentence: a `.` ends the tactic early"
-    if m := _COQ_GIVE_UP_RE.search(body):
+    if m := _COQ_GIVE_UP_RE.search(body) or _COQ_NO_CHECK_RE.search(body):
         return f"`{m.group(0)}` gives up on the goal"
     if m := _COQ_COMMAND_RE.search(body) or _COQ_LEADING_COMMAND_RE.search(body):
         return f"`{m.group(0).lstrip(' -+*{}')}` is a command, not a tactic"

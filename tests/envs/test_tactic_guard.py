@@ -130,6 +130,9 @@ def test_every_language_rejects_control_and_bidi_characters(language, char):
 
 COQ_OK = [
     "intros n",
+    "assert (H : forall A : Set, A = A)",
+    "- reflexivity",
+    "apply H_Check",
     "induction n; simpl; lia.",
     "exact (fun x => x).",
     "-",
@@ -144,6 +147,18 @@ COQ_OK = [
     "intros\tn.",
 ]
 COQ_BAD = [
+    # review: commands glued to a bullet or brace, or after a string, still run as commands
+    "-Axiom bad : False",
+    '-Load "/tmp/evil.v"',
+    "-Unset Guard Checking",
+    "-Ltac foo := idtac",
+    "-Print Assumptions x",
+    "-Qed",
+    "*Qed",
+    "{Qed",
+    "-Set Printing All",
+    '-Redirect "/tmp/pwned"Check nat',
+    "convert_concl_no_check True",
     "admit",
     "admit.",
     "Admitted.",
