@@ -41,6 +41,7 @@ from types import ModuleType
 from typing import Any, TypeVar
 
 from envs.declarations import DeclarationError, find_declaration, first_declaration
+from envs.lean_repl import render_proof_body, tactic_text
 from envs.tactic_guard import TacticPolicy, check_lean_tactic
 from envs.types import (
     EnvError,
@@ -231,16 +232,9 @@ def declaration_head(source: str, start: int, end: int | None = None) -> str | N
 
 
 def render_proof(statement: str, tactics: Sequence[str]) -> str:
-    """`statement` (ending in `:=` or `:= by`) followed by the tactic block."""
-    s = statement.rstrip()
-    if s.endswith(":= by"):
-        s = s[: -len("by")].rstrip()
-    if not s.endswith(":="):
-        s += " :="
-    lines = [s + " by"]
-    for tactic in tactics:
-        lines.extend("  " + line for line in tactic.splitlines())
-    return "\n".join(lines) + "\n"
+    """`statement` (ending in `:=` or `:= by`) followed by the tactic block, each candidate written
+    as it was run (a sequence grouped into one parenthesised tactic, as in the Lean REPL)."""
+    return render_proof_body(statement, tactics)
 
 
 # --------------------------------------------------------------------------- sessions
@@ -485,7 +479,8 @@ class LeanDojoEnv:
         # LeanDojo applies its timeout through pexpect, which reads `proc.timeout` at every read:
         # setting it per call gives a per-tactic limit without a new process.
         dojo.proc.timeout = max(0.1, timeout)
-        return dojo.run_tac(state, tactic)
+        # LeanDojo's `run_tac` parses exactly one tactic (as the Lean REPL): a sequence is grouped
+        return dojo.run_tac(state, tactic_text(tactic))
 
     # ---- ProofEnv
 
@@ -553,7 +548,7 @@ class LeanDojoEnv:
             statement = self._declarations.get(theorem) or statement
             if not statement:
                 return f"-- {theorem.name} ({theorem.location})\nby\n" + "".join(
-                    "  " + line + "\n" for tactic in proof for line in tactic.splitlines()
+                    "  " + line + "\n" for tactic in proof for line in tactic_text(tactic).splitlines()
                 )
         return theorem.header_block + render_proof(statement, proof)
 

@@ -463,3 +463,18 @@ async def test_a_replay_that_answers_differently_fails_the_candidate_not_the_env
         assert isinstance(await env.run_tactic(root, "exact h.symm", 5), Proved)  # the env still works
     finally:
         await env.close()
+
+
+async def test_a_multi_tactic_candidate_runs_as_one_grouped_tactic(lean: FakeLean, traced_repo: Traced) -> None:
+    """LeanDojo parses one tactic per `run_tac`: `subst h; rfl` is sent as `(subst h; rfl)`."""
+    env = LeanDojoEnv()
+    thm = theorem(traced_repo)
+    try:
+        root = await env.start(thm)
+        for candidate in ("subst h; rfl", "subst h\nrfl"):
+            assert isinstance(await env.run_tactic(root, candidate, 5), Proved), candidate
+        assert "(subst h; rfl)" in lean.tactics_sent() and "(subst h\n rfl)" in lean.tactics_sent()
+        assert "  (subst h; rfl)\n" in env.render_proof(thm, ["subst h; rfl"])
+        assert (await env.verify(thm, ["subst h; rfl"])).accepted
+    finally:
+        await env.close()

@@ -105,6 +105,43 @@ def _tactics_of(body: str) -> list[str]:
     return tactics
 
 
+def _one_group(text: str) -> bool:
+    """`text` is one bracketed group: its first `(` closes at its last character."""
+    depth = 0
+    for i, ch in enumerate(text):
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth == 0:
+            return i == len(text) - 1
+    return False
+
+
+def _sequence_parts(text: str) -> list[str]:
+    """The tactics of a sequence: split at top-level `;` (not `<;>`) and at lines that start at the
+    first line's column or left of it."""
+    parts: list[str] = []
+    depth, start = 0, 0
+    for i, ch in enumerate(text):
+        depth += ch in "([{⟨"
+        depth -= ch in ")]}⟩"
+        if depth == 0 and ch == ";" and text[i - 1 : i] != "<" and text[i + 1 : i + 2] != ">":
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    out: list[str] = []
+    for part in parts:
+        lines = [line for line in part.split("\n") if line.strip()]
+        if not lines:
+            continue
+        column = len(lines[0]) - len(lines[0].lstrip())
+        for line in lines:
+            if out and len(line) - len(line.lstrip()) > column and out[-1] is not None:
+                out[-1] += "\n" + line
+            else:
+                out.append(line)
+    return [p.strip() for p in out if p.strip()]
+
+
 def make_fake_dojo(lean_dojo: ModuleType, lean: FakeLean) -> type:
     class FakeDojo(lean_dojo.Dojo):  # type: ignore[misc,name-defined]
         def __enter__(self) -> tuple[Any, Any]:
@@ -129,6 +166,21 @@ def make_fake_dojo(lean_dojo: ModuleType, lean: FakeLean) -> type:
             self.proc.alive = False
 
         def _answer(self, pp: str, tactic: str) -> Any:
+            """As LeanDojo's `handleRunTac`, which parses exactly one tactic: `a; b` or two lines
+            answer "expected end of input"; a parenthesised sequence runs its tactics in turn."""
+            text = tactic.strip()
+            if text.startswith("(") and text.endswith(")") and _one_group(text):
+                for part in _sequence_parts(" " + text[1:-1]):  # the `(` keeps its column
+                    outcome = self._answer_one(pp, part)
+                    if not isinstance(outcome, str) or outcome in (FINISHED, SORRY, CRASH):
+                        return outcome
+                    pp = outcome
+                return pp
+            if len(_sequence_parts(text)) > 1:
+                return Error("<stdin>:1:0: expected end of input")
+            return self._answer_one(pp, text)
+
+        def _answer_one(self, pp: str, tactic: str) -> Any:
             key = (pp, tactic)
             if key in lean.crash_once:
                 lean.crash_once.discard(key)
