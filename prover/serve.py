@@ -160,6 +160,7 @@ def build_app(
     model at once; when several editors are active, a free model waits up to `max_wait` seconds
     to regroup them (adaptive batching)."""
     from aiohttp import web
+    from aiohttp.web_protocol import RequestPayloadError
 
     batcher: Batcher[SuggestRequest, list[Suggestion]] = Batcher(
         suggester.suggest_many, max_batch=max_batch, max_wait=max_wait, max_pending=max_queue, adaptive=True
@@ -186,7 +187,11 @@ def build_app(
 
     def handler(parse: Callable[[Any], SuggestRequest], render: Callable[[list[Suggestion]], Any]) -> Any:
         async def handle(request: web.Request) -> web.Response:
-            req = parse(decode_json(await request.read(), request.charset))
+            try:
+                body = await request.read()
+            except RequestPayloadError as exc:  # a body that does not decode (`Content-Encoding: gzip` ...)
+                raise BadRequest(f"the request body could not be read: {exc}") from exc
+            req = parse(decode_json(body, request.charset))
             try:
                 suggestions = (await batcher.submit([req], samples))[0]
             except QueueFull as exc:
@@ -224,8 +229,8 @@ def listen(host: str, ports: Sequence[int]) -> list[socket.socket]:
             try:
                 family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
                 sockets.append(socket.create_server((host, port), family=family, backlog=128))
-            except OSError as exc:
-                reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            except OSError as exc:  # a socket.gaierror's errno is a getaddrinfo code, not an errno
+                reason = exc.strerror or (os.strerror(exc.errno) if exc.errno else str(exc))
                 raise ValueError(f"cannot listen on {host}:{port}: {reason}") from None
     except ValueError:
         for s in sockets:

@@ -19,7 +19,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from prover.generators.automation import AutomationGenerator
 from prover.generators.base import ModelGenerator
 from prover.generators.prompts import load_prompt
-from prover.serve import build_app, probability, serve_ports
+from prover.serve import build_app, listen, probability, serve_ports
 from search.best_first import Suggestion
 from tests.conftest import ROOT
 
@@ -387,6 +387,23 @@ async def test_a_request_that_is_not_valid_http_gets_a_json_400(raw):
         assert json.loads(body)["error"]
     finally:
         await runner.cleanup()
+
+
+async def test_a_body_that_does_not_decode_is_a_400(client):
+    """`Content-Encoding: gzip` with a broken body: aiohttp cannot read it; the client's fault."""
+    resp = await client.post("/", data=b"\x1f\x8b garbage", headers={"Content-Encoding": "gzip"})
+    assert resp.status == 400 and "could not be read" in (await resp.json())["error"]
+
+
+def test_an_unknown_host_is_named_as_such():
+    with pytest.raises(ValueError) as err:
+        listen("999.1.1.1", [0])
+    message = str(err.value)
+    assert message.startswith("cannot listen on 999.1.1.1:0: ") and "Unknown error" not in message
+    try:
+        socket.getaddrinfo("999.1.1.1", 0)
+    except socket.gaierror as exc:
+        assert message.endswith(str(exc.strerror))
 
 
 def test_the_latency_benchmark_runs():
