@@ -22,6 +22,7 @@ from prover.datasets import DatasetError
 from prover.options import EnvOptions, add_options, resolve
 from prover.paths import check_output_file, read_text_file
 from prover.session import (
+    ENV_OF_SUFFIX,
     EXIT_NOT_PROVED,
     EXIT_PROVED,
     EXIT_USAGE,
@@ -122,8 +123,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     path: Path = args.path
     if path.suffix not in (".lean", ".v"):
         raise UsageError(f"{path}: prover check reads a .lean or .v file")
-    if path.suffix == ".v" and env_options.env != "coq":
-        env_options = EnvOptions(**{**env_options.__dict__, "env": "coq"})
+    expected = ENV_OF_SUFFIX[path.suffix]
+    if "env" in vars(args) and env_options.env != expected:
+        raise UsageError(f"{path}: --env {env_options.env} cannot check a {path.suffix} file (use --env {expected})")
+    env_options = EnvOptions(**{**env_options.__dict__, "env": expected})
     text = read_text_file(path, "file")
 
     async def run() -> list[Any]:

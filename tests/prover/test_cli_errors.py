@@ -155,6 +155,18 @@ def test_check_names_a_bad_file(capsys, tmp_path):
     assert code == EXIT_USAGE and "reads a .lean or .v file" in err and "lake" not in err
 
 
+def test_check_refuses_an_env_that_does_not_read_the_file(capsys, tmp_path):
+    coq = tmp_path / "A.v"
+    coq.write_text("Theorem a : True. Proof. exact I. Qed.\n")
+    for env in ("lean", "leandojo", "isabelle"):
+        code, _, err = run(capsys, "check", "--env", env, str(coq))
+        assert code == EXIT_USAGE and f"--env {env} cannot check a .v file (use --env coq)" in err
+    lean = tmp_path / "A.lean"
+    lean.write_text("theorem a : True := trivial\n")
+    code, _, err = run(capsys, "check", "--env", "coq", str(lean))
+    assert code == EXIT_USAGE and "--env coq cannot check a .lean file (use --env lean)" in err
+
+
 def test_binary_benchmark_file(capsys, tmp_path):
     binary = tmp_path / "b.jsonl"
     binary.write_bytes(b"\xff\xfe\x00garbage")
