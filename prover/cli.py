@@ -20,7 +20,7 @@ from envs.types import CHECKED_FILE, EnvSetupError, Theorem
 from prover import __version__
 from prover.datasets import DatasetError
 from prover.options import EnvOptions, add_options, resolve
-from prover.paths import check_output_file, read_text_file
+from prover.paths import check_output_file, nonempty_path, read_text_file
 from prover.session import (
     ENV_OF_SUFFIX,
     EXIT_NOT_PROVED,
@@ -183,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_prove_options(prove)
     out = prove.add_argument_group("output")
     out.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-    out.add_argument("--tree", type=Path, help="write the search tree to FILE (.graphml, otherwise JSON)")
+    out.add_argument("--tree", type=nonempty_path, help="write the search tree to FILE (.graphml, otherwise JSON)")
     prove.set_defaults(func=cmd_prove)
 
     check = sub.add_parser(
@@ -192,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Check every theorem of a file in a fresh proof-assistant process: "
         "errors, sorry, and the axioms each depends on.",
     )
-    check.add_argument("path", type=Path, help="a .lean or .v file")
+    check.add_argument("path", type=nonempty_path, help="a .lean or .v file")
     add_options(check, EnvOptions, "proof assistant")
     check.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     check.set_defaults(func=cmd_check)

@@ -27,7 +27,7 @@ from typing import Any
 from envs.types import Theorem
 from prover.datasets import load_jsonl_benchmark, load_minif2f
 from prover.options import add_options, check_ranges, opt, resolve, to_jsonable
-from prover.paths import check_input_file, check_output_file, prepare_output_dir
+from prover.paths import check_input_file, check_output_file, nonempty_path, prepare_output_dir
 from prover.records import ResultsWriter, read_results, refuse_other_settings
 from prover.session import (
     ProveConfig,
@@ -451,8 +451,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="compare evaluation runs side by side",
         description="Print pass rates of one or more run directories side by side.",
     )
-    r.add_argument("runs", nargs="+", type=Path, help="run directories written by `prover eval`")
-    r.add_argument("--plot", type=Path, help="write a PNG comparing proved theorems vs wall time")
+    r.add_argument("runs", nargs="+", type=nonempty_path, help="run directories written by `prover eval`")
+    r.add_argument("--plot", type=nonempty_path, help="write a PNG comparing proved theorems vs wall time")
     r.set_defaults(func=cmd_report)
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, get_type_hints
 
+from prover.paths import nonempty_path
 from search.best_first import Budget, SearchConfig
 
 T = TypeVar("T")
@@ -31,12 +32,14 @@ def opt(
     const: Any = None,
     at_least: float | None = None,
     above: float | None = None,
+    at_most: float | None = None,
     secret: bool = False,
     neutral: bool = False,
 ) -> Any:
     """A dataclass field that is also a flag. `const` makes the flag's value optional.
 
-    `at_least`/`above` bound a number (None stays allowed: it means "not set"); a `secret`
+    `at_least`/`above`/`at_most` bound a number (None stays allowed: it means "not set"; a bounded
+    number must be finite); a `secret`
     never reaches config.json, results or logs; a `neutral` option (and a secret) does not change
     results, so a resumed run may change it.
     """
@@ -51,6 +54,7 @@ def opt(
             "const": const,
             "at_least": at_least,
             "above": above,
+            "at_most": at_most,
             "secret": secret,
             "neutral": neutral or secret,
         },
@@ -70,11 +74,16 @@ def check_ranges(obj: Any) -> None:
         low, strict = f.metadata.get("above"), True
         if low is None:
             low, strict = f.metadata.get("at_least"), False
-        if low is None:
+        high = f.metadata.get("at_most")
+        if low is None and high is None:
             continue
-        if math.isnan(value) or (value <= low if strict else value < low):
+        if not math.isfinite(value):
+            raise OptionError(f"{_flag(f)} must be a finite number (got {value:g})")
+        if low is not None and (value <= low if strict else value < low):
             bound = f"greater than {low:g}" if strict else f"at least {low:g}"
             raise OptionError(f"{_flag(f)} must be {bound} (got {value:g})")
+        if high is not None and value > high:
+            raise OptionError(f"{_flag(f)} must be at most {high:g} (got {value:g})")
 
 
 def neutral_fields(cls: type) -> frozenset[str]:
@@ -102,6 +111,8 @@ def add_options(parser: argparse.ArgumentParser, cls: type, title: str, skip: fr
             notes.append(f"> {f.metadata['above']:g}")
         elif f.metadata.get("at_least") is not None:
             notes.append(f"≥ {f.metadata['at_least']:g}")
+        if f.metadata.get("at_most") is not None:
+            notes.append(f"≤ {f.metadata['at_most']:g}")
         shown = f" ({'; '.join(notes)})" if notes else ""
         kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text + shown}
         if kind is bool:
@@ -124,7 +135,7 @@ def _base_type(kind: Any) -> Any:
     if kind is float or text.startswith("float"):
         return float
     if "Path" in text:
-        return Path
+        return nonempty_path
     return str
 
 
@@ -227,7 +238,7 @@ class GeneratorOptions:
     tactics: Path | None = opt(None, "automation: file with one tactic per line, tried in order")
     prompt: str = opt("llemma", "prompt template: llemma, llmstep or a template FILE")
     temperature: float = opt(0.0, "sampling temperature (0 with --beam for beam search)", at_least=0)
-    top_p: float = opt(0.95, "nucleus sampling mass", above=0)
+    top_p: float = opt(0.95, "nucleus sampling mass", above=0, at_most=1)
     beam: bool = opt(False, "beam search instead of sampling")
     max_new_tokens: int = opt(256, "maximum tokens per tactic", at_least=1)
     device: str | None = opt(None, "hf: cpu, cuda, mps (default: the best available)")

@@ -7,6 +7,7 @@ traceback). Probes really create a file, because permissions say little (root, `
 
 from __future__ import annotations
 
+import argparse
 import os
 import uuid
 from pathlib import Path
@@ -14,6 +15,13 @@ from pathlib import Path
 
 class PathError(ValueError):
     """A file or directory the command needs is missing or unusable; the message names it."""
+
+
+def nonempty_path(text: str) -> Path:
+    """A path flag's value; an empty one (often an unset shell variable) is refused, not read as `.`."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path (give a file or directory name)")
+    return Path(text)
 
 
 def _reason(exc: OSError) -> str:

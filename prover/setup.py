@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from envs.types import EnvSetupError
+from prover.paths import nonempty_path
 
 ELAN_HINT = (
     "install elan first: `curl https://elan.lean-lang.org/elan-init.sh -sSf | sh` "
@@ -130,7 +131,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("target", choices=("lean", "coq"), help="what to set up")
     p.add_argument(
         "--workspace",
-        type=Path,
+        type=nonempty_path,
         help="Lean workspace directory (default: the project's checkout, else ~/.cache/prover/lean)",
     )
     p.set_defaults(func=cmd_setup)

@@ -18,6 +18,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from prover.paths import nonempty_path
+
 # what the tokenizer learns its merges from: prompt scaffolding and tactics of all three languages
 TRAINING_TEXT = [
     "Tactic state:\n---\nn : nat\n============================\nn + 0 = n\n---\nNext tactic:\n---\nlia.\n---\n",
@@ -69,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m prover.tiny_model",
         description="Build a tiny random Llama + tokenizer (offline, CPU, seconds) for `--generator hf --model DIR`.",
     )
-    parser.add_argument("outdir", type=Path, help="directory to write the model and tokenizer into")
+    parser.add_argument("outdir", type=nonempty_path, help="directory to write the model and tokenizer into")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random weights (default: 0)")
     args = parser.parse_args(argv)
     started = time.monotonic()

@@ -45,6 +45,10 @@ def one_theorem(tmp_path) -> Path:
         ("--max-restarts", "-1"),
         ("--max-new-tokens", "0"),
         ("--temperature", "-0.5"),
+        ("--tactic-timeout", "inf"),
+        ("--time-limit", "inf"),
+        ("--top-p", "2"),
+        ("--top-p", "0"),
     ],
 )
 def test_prove_refuses_nonsense_numbers(capsys, flag, value):
@@ -75,10 +79,28 @@ def test_eval_refuses_nonsense_numbers(capsys, tmp_path, flag, value):
     assert not out_dir.exists()
 
 
+def test_eval_refuses_an_infinite_limit_before_writing_anything(capsys, tmp_path):
+    out_dir = tmp_path / "run"
+    for flag in ("--tactic-timeout", "--time-limit"):
+        code, _, err = run(
+            capsys, "eval", "--env", "coq", "--benchmark-file", "x.jsonl", "--out", str(out_dir), flag, "inf"
+        )
+        assert code == EXIT_USAGE and f"{flag} must be a finite number" in err
+    assert not out_dir.exists()
+
+
+@pytest.mark.parametrize("command", [["eval", "--env", "coq", "--out", ""], ["prove", "--tree", "", "x"]])
+def test_an_empty_path_is_refused_not_read_as_the_current_directory(capsys, command):
+    with pytest.raises(SystemExit) as exc:
+        main(command)
+    assert exc.value.code == EXIT_USAGE and "an empty path" in capsys.readouterr().err
+
+
 def test_help_states_the_ranges():
     help_text = " ".join(prover("prove", "--help").stdout.split())
     assert "seconds per tactic (default: 10.0; > 0)" in help_text
     assert "proof-assistant processes in the pool (default: 1; ≥ 1)" in help_text
+    assert "nucleus sampling mass (default: 0.95; > 0; ≤ 1)" in help_text
 
 
 # --------------------------------------------------------------------------- eval offers only what it uses
