@@ -23,6 +23,8 @@ import asyncio
 import logging
 import math
 import re
+import secrets
+import shutil
 import tempfile
 import time
 import xml.etree.ElementTree as ET
@@ -56,6 +58,7 @@ from envs.types import (
 
 log = logging.getLogger(__name__)
 
+LIBRARY = "Top"  # the module coqidetop's document and our checked `Top.v` files define
 SETUP_HINT = "Coq is needed: install it with `apt-get install coq` (Debian/Ubuntu) or `opam install coq`."
 # The standard library's axioms a proof may rest on (full paths, as `Locate` prints them):
 # classical logic, choice/description, extensionality, proof irrelevance, and the axioms of the
@@ -141,16 +144,21 @@ class Reply:
     def value(self) -> ET.Element:
         return _xml(self.raw[self.start :])
 
-    def messages(self, level: str) -> list[str]:
-        """Feedback messages of `level` (error, notice, ...), parsed only when there are any."""
+    def messages(self, level: str, sid: int | None = None) -> list[str]:
+        """Feedback messages of `level` (error, notice, ...), parsed only when there are any; with
+        `sid`, only those of that state (what one sentence printed, not what the others did)."""
         if f'message_level val="{level}"'.encode() not in self.raw[: self.start]:
             return []
         out = []
-        for fb in _xml(b"<r>" + self.raw[: self.start] + b"</r>").iter("feedback_content"):
-            if fb.get("val") == "message":
-                lvl = fb.find("./message/message_level")
-                if lvl is not None and lvl.get("val") == level:
-                    out.append(_text(fb.find("./message/richpp")).strip())
+        for feedback in _xml(b"<r>" + self.raw[: self.start] + b"</r>").iter("feedback"):
+            state = feedback.find("state_id")
+            if sid is not None and (state is None or state.get("val") != str(sid)):
+                continue
+            for fb in feedback.iter("feedback_content"):
+                if fb.get("val") == "message":
+                    lvl = fb.find("./message/message_level")
+                    if lvl is not None and lvl.get("val") == level:
+                        out.append(_text(fb.find("./message/richpp")).strip())
         return out
 
     def failure(self) -> str:
@@ -278,6 +286,40 @@ def tactic_sentences(tactic: str) -> list[str]:
     return split_sentences(as_sentence(tactic))
 
 
+_OPENS_MODULE = re.compile(
+    r"^(?:#\[[^\]]*\]\s*)?(?:(?:Local|Global)\s+)?Module\s+(?:Type\s+)?(?:(?:Import|Export)\s+)?([^\W\d][\w']*)"
+)
+_OPENS_SECTION = re.compile(r"^Section\s+([^\W\d][\w']*)")
+_ENDS = re.compile(r"^End\s+([^\W\d][\w']*)")
+
+
+def modules_at_each(text: str, spans: Sequence[tuple[int, int]], sections: bool = False) -> list[tuple[str, ...]]:
+    """The Modules (and Module Types) open at the start of each sentence, and after the last,
+    outermost first: what qualifies a name declared there once its Sections are closed (with
+    `sections`, the Sections too: its name while they are open). `Module M := N.` opens nothing."""
+    stack: list[tuple[str, bool]] = []  # (name, is a module)
+    out = []
+    for a, b in spans:
+        out.append(tuple(name for name, module in stack if module or sections))
+        sentence = " ".join(text[a:b].split())
+        if m := _OPENS_MODULE.match(sentence):
+            body = re.sub(r"\bwith\s+(?:Definition|Module)\b[^:]*:=", "", sentence[m.end() :])
+            if ":=" not in body:
+                stack.append((m.group(1), True))
+        elif m := _OPENS_SECTION.match(sentence):
+            stack.append((m.group(1), False))
+        elif (m := _ENDS.match(sentence)) and stack and stack[-1][0] == m.group(1):
+            stack.pop()
+    out.append(tuple(name for name, module in stack if module or sections))  # after the last sentence
+    return out
+
+
+def open_scopes(text: str) -> tuple[str, ...]:
+    """The Modules and Sections still open at the end of `text` (a header): the path of a theorem
+    declared after it is `Top.<these>.name` until they close."""
+    return modules_at_each(text, sentence_spans(text), sections=True)[-1]
+
+
 def reads_unambiguously(sentence: str) -> bool:
     """True when our splitter and Coq's parser cannot disagree about where `sentence` ends."""
     return '"' not in sentence and "(*" not in sentence and ".." not in sentence
@@ -311,6 +353,13 @@ class _Slot(Slot):
     def knows(self, key: tuple[Theorem, tuple[str, ...]]) -> int | None:
         sid = self.known.get(key)
         return sid if sid is not None and sid in self.chain else None
+
+
+@dataclass(frozen=True, slots=True)
+class _AuditFailed:
+    """An audit command (`Print Assumptions`, `Locate`) that Coq refused, and why."""
+
+    why: str
 
 
 class _Timeout(Exception):
@@ -424,8 +473,8 @@ class CoqIde(ProcessPool[_Slot]):
                 raise _Timeout(message)
             return None, message, None
         slot.chain.append(new)
-        if notices is not None:
-            notices.extend(goal.messages("notice"))
+        if notices is not None:  # this sentence's own output, never what an earlier one printed
+            notices.extend(goal.messages("notice", new))
         return new, "", parse_goals(goal.value())
 
     async def _header(self, slot: _Slot, header: str, seconds: float | None) -> int:
@@ -551,15 +600,17 @@ class CoqIde(ProcessPool[_Slot]):
             try:
                 sentences = [*split_sentences(theorem.statement), "Proof."]
                 sentences += [s for t in proof for s in tactic_sentences(t)] + ["Qed."]
+                scopes = open_scopes(theorem.header_block)
             except TheoremStartError as exc:
                 return Verdict(False, reason=str(exc))
+            path = ".".join((LIBRARY, *scopes, name))  # the full path: no later name can shadow it
             if self.config.warm_verifier and all(reads_unambiguously(s) for s in sentences):
                 try:
-                    return await self._verify_warm(theorem, name, sentences)
+                    return await self._verify_warm(theorem, path, sentences)
                 except (EnvError, asyncio.TimeoutError) as exc:  # EnvError includes ProcessDied
                     log.info("the warm Coq verifier failed (%s); checking with coqc", exc)
                     await self._drop_verifier(theorem.header)
-            return (await self.check_source(self.render_proof(theorem, proof), [name]))[0].verdict
+            return (await self.check_source(self.render_proof(theorem, proof), [path]))[0].verdict
         finally:
             current_usage().verify_s += time.perf_counter() - started
 
@@ -647,41 +698,85 @@ class CoqIde(ProcessPool[_Slot]):
         output = output.replace(f'"{path}"', f'"{CHECKED_FILE}"').replace(str(path), CHECKED_FILE)
         return code, [line for line in output.splitlines() if line.strip()]
 
-    async def _axioms(self, source: str, names: Sequence[str]) -> dict[str, list[str]] | str:
-        """Each name's axioms as full paths, from `source` (which must compile); or why not."""
-        text = source.rstrip() + "\n" + "".join(f"Print Assumptions {n}.\n" for n in names)
-        ran = await self._coqc(text)
-        if ran is None:
-            return "coqc timed out"
-        code, lines = ran
-        if code != 0:
-            return "coqc rejected the file: " + " ".join(lines[-3:])
-        per_name = parse_assumptions_by_name(lines, names)
-        short = sorted({a for axioms in per_name.values() for a in axioms if locatable(a)})
-        if not short:
-            return {n: per_name.get(n, []) for n in names}
-        # a second run resolves the printed names to full paths (no flag prints them qualified)
-        text += "".join(f"Check tt.\nLocate {a}.\n" for a in short)
-        ran = await self._coqc(text)
-        if ran is None or ran[0] != 0:
-            return "coqc could not locate the axioms"
-        blocks = _after_markers(ran[1], len(short))
-        full = {a: parse_locate(block) or a for a, block in zip(short, blocks, strict=True)}
-        return {n: [full.get(a, a) for a in per_name.get(n, [])] for n in names}
+    async def _redirected(self, source: str, commands: Sequence[str]) -> list[str | _AuditFailed]:
+        """What each of `commands` printed after `source` (which must compile), or why it failed.
 
-    async def check_source(self, source: str, names: Sequence[str]) -> list[TheoremCheck]:
-        """Compile `source` with a fresh `coqc` and audit `Print Assumptions` of each of `names`."""
+        Each command runs as `Redirect "<dir>/out_<i>" <command>`: Coq writes its output into a
+        file of its own, in a fresh directory of random name inside our private one, so nothing
+        the source prints (an `idtac`, its own `Print Assumptions`) can be read as the command's.
+        A command that fails is reported on its own and the others are run again without it.
+        """
+        prefix = source if source.endswith("\n") else source + "\n"
+        first_line = prefix.count("\n") + 1
+        results: dict[int, str | _AuditFailed] = {}
+        pending = list(range(len(commands)))
+        with tempfile.TemporaryDirectory(prefix="audit-", dir=self._workdir()) as tmp:
+            out = Path(tmp) / secrets.token_hex(16)
+            while pending:
+                shutil.rmtree(out, ignore_errors=True)
+                out.mkdir(mode=0o700)
+                text = prefix + "".join(f'Redirect "{out}/out_{i}" {commands[i]}\n' for i in pending)
+                ran = await self._coqc(text)
+                if ran is None:
+                    results.update({i: _AuditFailed("coqc timed out") for i in pending})
+                    break
+                code, lines = ran
+                if code == 0:
+                    for i in pending:
+                        file = out / f"out_{i}.out"
+                        printed = file.read_text(encoding="utf-8") if file.is_file() else None
+                        results[i] = printed if printed is not None else _AuditFailed(f"{commands[i]} printed nothing")
+                    break
+                line, message = _error_at(lines)
+                k = line - first_line
+                if not 0 <= k < len(pending):
+                    why = "coqc rejected the file: " + " ".join(message[-3:])
+                    results.update({i: _AuditFailed(why) for i in pending})
+                    break
+                error = (
+                    " ".join(m.strip() for m in message[1:] if not m.startswith("File ")).removeprefix("Error: ")
+                    or "Coq error"
+                )
+                results[pending.pop(k)] = _AuditFailed(error)
+        return [results[i] for i in range(len(commands))]
+
+    async def _axioms(self, source: str, paths: Sequence[str]) -> dict[str, list[str] | str]:
+        """Each theorem's axioms as full paths (by `Locate`), from `source` (which must compile);
+        or why they could not be read. `paths` are full paths (`Top.M.t`): no name can shadow them."""
+        printed = await self._redirected(source, [f"Print Assumptions {p}." for p in paths])
+        result: dict[str, list[str] | str] = {}
+        for path, out in zip(paths, printed, strict=True):
+            result[path] = parse_assumptions(out) if isinstance(out, str) else f"Print Assumptions failed: {out.why}"
+        short = sorted({a for axioms in result.values() if isinstance(axioms, list) for a in axioms if locatable(a)})
+        if not short:
+            return result
+        located = await self._redirected(source, [f"Locate {a}." for a in short])
+        full = {
+            a: parse_locate(out.splitlines()) or a
+            for a, out in zip(short, located, strict=True)
+            if isinstance(out, str)
+        }
+        for path, axioms in result.items():
+            if isinstance(axioms, list):
+                lost = [a for a in axioms if locatable(a) and a not in full]
+                result[path] = f"cannot locate axiom {lost[0]}" if lost else [full.get(a, a) for a in axioms]
+        return result
+
+    def _audited(self, axioms: list[str] | str) -> Verdict:
+        return Verdict(False, reason=axioms) if isinstance(axioms, str) else self._audit(axioms)
+
+    async def check_source(self, source: str, paths: Sequence[str]) -> list[TheoremCheck]:
+        """Compile `source` with a fresh `coqc` and audit `Print Assumptions` of each of `paths`
+        (full paths, `Top.M.t`)."""
         ran = await self._coqc(source)
         if ran is None:
-            return [TheoremCheck(n, Verdict(False, reason="coqc timed out")) for n in names]
+            return [TheoremCheck(p, Verdict(False, reason="coqc timed out")) for p in paths]
         code, lines = ran
         if code != 0:
             failed = Verdict(False, tuple(lines), reason=f"coqc rejected the file (exit {code})")
-            return [TheoremCheck(n, failed) for n in names]
-        axioms = await self._axioms(source, names)
-        if isinstance(axioms, str):
-            return [TheoremCheck(n, Verdict(False, reason=axioms)) for n in names]
-        return [TheoremCheck(n, self._audit(axioms[n])) for n in names]
+            return [TheoremCheck(p, failed) for p in paths]
+        axioms = await self._axioms(source, paths)
+        return [TheoremCheck(p, self._audited(axioms[p])) for p in paths]
 
     async def check_file(self, text: str) -> list[TheoremCheck]:
         """Check each theorem of a file on its own (a fresh `coqc` per round).
@@ -729,12 +824,11 @@ class CoqIde(ProcessPool[_Slot]):
             for i in range(len(theorems)):
                 verdicts.setdefault(i, Verdict(False, reason="coqc kept rejecting the file"))
         todo = [i for i in range(len(theorems)) if i not in verdicts]
-        if todo:
+        if todo:  # each theorem by its full path; one that cannot be audited fails alone
             source = _admit(text, [theorems[i] for i in verdicts if theorems[i].closing is not None])
-            axioms = await self._axioms(source, [theorems[i].name for i in todo])
+            axioms = await self._axioms(source, [theorems[i].path for i in todo])
             for i in todo:
-                name = theorems[i].name
-                verdicts[i] = Verdict(False, reason=axioms) if isinstance(axioms, str) else self._audit(axioms[name])
+                verdicts[i] = self._audited(axioms[theorems[i].path])
         return [TheoremCheck(b.name, verdicts[i]) for i, b in enumerate(theorems)]
 
     async def close(self) -> None:
@@ -748,9 +842,11 @@ class CoqIde(ProcessPool[_Slot]):
 
 @dataclass(frozen=True, slots=True)
 class _Block:
-    """A theorem of a checked file: its name, the span from its statement's end to its proof's end."""
+    """A theorem of a checked file: its name (qualified by its Modules), its full path, the span
+    from its statement's end to its proof's end."""
 
     name: str
+    path: str
     statement_end: int
     end: int
     closing: str | None  # the sentence that ends the proof (Qed., Admitted., ...), None if none
@@ -759,17 +855,20 @@ class _Block:
 
 
 def _proof_blocks(text: str, spans: Sequence[tuple[int, int]]) -> list[_Block]:
+    """The theorems of a file: each sentence that is a declaration (`Module M. Theorem t ...` on
+    one line included; one inside a comment never), named by the Modules open around it."""
     blocks = []
-    for decl in declarations(text, "coq"):
-        k = next((j for j, (a, b) in enumerate(spans) if a <= decl.keyword < b), None)
-        if k is None:
+    modules = modules_at_each(text, spans)
+    for k, (a, b) in enumerate(spans):
+        decl = next(iter(declarations(text[a:b], "coq")), None)
+        if decl is None or decl.start != 0:
             continue
-        statement_end = spans[k][1]
         close = next((j for j in range(k + 1, len(spans)) if _PROOF_END.match(text[slice(*spans[j])])), None)
         end = spans[close][1] if close is not None else len(text)
         closing = text[slice(*spans[close])] if close is not None else None
-        first = text.count("\n", 0, decl.start) + 1
-        blocks.append(_Block(decl.name or decl.kind, statement_end, end, closing, first, text.count("\n", 0, end) + 1))
+        first, last = text.count("\n", 0, a) + 1, text.count("\n", 0, end) + 1
+        name = ".".join((*modules[k], decl.name or decl.kind))
+        blocks.append(_Block(name, f"{LIBRARY}.{name}", b, end, closing, first, last))
     return blocks
 
 
@@ -800,25 +899,6 @@ def _line_offset(text: str, line: int) -> int:
         if offset == 0:
             return len(text)
     return offset
-
-
-def _after_markers(lines: Sequence[str], count: int) -> list[list[str]]:
-    """The output after each of the last `count` `Check tt.` markers (`tt` then `: unit`)."""
-    starts = [i for i in range(len(lines) - 1) if lines[i].strip() == "tt" and lines[i + 1].strip() == ": unit"]
-    starts = starts[-count:] if len(starts) >= count else starts + [len(lines)] * (count - len(starts))
-    ends = [*starts[1:], len(lines)]
-    return [list(lines[a + 2 : b]) for a, b in zip(starts, ends, strict=True)]
-
-
-def parse_assumptions_by_name(lines: Sequence[str], names: Sequence[str]) -> dict[str, list[str]]:
-    """Split `Print Assumptions` output: each name's block starts with `Axioms:` or `Closed under...`."""
-    blocks: list[list[str]] = []
-    for line in lines:
-        if line.startswith(("Axioms:", "Closed under the global context")):
-            blocks.append([])
-        if blocks:
-            blocks[-1].append(line)
-    return {name: parse_assumptions("\n".join(block)) for name, block in zip(names, blocks, strict=False)}
 
 
 def parse_locate(lines: Sequence[str]) -> str | None:
