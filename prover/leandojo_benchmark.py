@@ -38,6 +38,11 @@ def strategy_dir(data: Path | None, strategy: str) -> Path:
     if (data / strategy).is_dir():
         return data / strategy
     if any((data / f).is_file() for f in (*SPLIT_FILES.values(), "train.json")):
+        if data.name in STRATEGIES and data.name != strategy:  # records would carry the wrong variant
+            raise DatasetError(
+                f"--data {data} is the {data.name!r} split, but --leandojo-split {strategy} was asked "
+                f"(pass --leandojo-split {data.name}, or --data {data.parent})"
+            )
         return data
     raise DatasetError(f"{data} holds no LeanDojo Benchmark 4: expected {strategy}/test.json in it; {DOWNLOAD_HINT}")
 

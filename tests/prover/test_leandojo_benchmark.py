@@ -37,6 +37,9 @@ def test_loads_splits_and_strategies() -> None:
     assert [t.name for t in load_leandojo(BENCHMARK / "random", "valid")] == ["Demo.add_zero'"]  # a strategy's folder
     assert [t.name for t in load_leandojo(BENCHMARK, "test", "novel_premises")] == ["Demo.add_zero'"]
     assert [t.split for t in load_leandojo(BENCHMARK, None)] == ["valid", "test", "test"]
+    # a strategy's own folder with another strategy asked: refused, not evaluated under the wrong tag
+    with pytest.raises(DatasetError, match="is the 'random' split, but --leandojo-split novel_premises"):
+        load_leandojo(BENCHMARK / "random", "test", "novel_premises")
 
 
 def test_bad_data_is_a_one_line_error(tmp_path: Path) -> None:
