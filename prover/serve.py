@@ -35,10 +35,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from envs.types import Suggestion
 from prover.generators.base import SuggestRequest
 from prover.generators.batching import Batcher, QueueFull
 from prover.options import GeneratorOptions, add_options, opt, resolve
-from search.best_first import Suggestion
 
 log = logging.getLogger(__name__)
 

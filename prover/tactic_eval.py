@@ -84,7 +84,8 @@ async def _run(
             todo = [(i, s) for i, s in enumerate(steps) if i not in done]
             for i, step in tqdm(todo, unit="step", disable=None):
                 started = time.monotonic()
-                suggestions = (await session.generator.generate([ProofState((step["state"],))], k))[0]
+                # the k best: a generator may give more (the automation list gives all of itself)
+                suggestions = (await session.generator.generate([ProofState((step["state"],))], k))[0][:k]
                 model_s = time.monotonic() - started
                 tactics = [s.tactic for s in suggestions]
                 truth = normalize(step["tactic"])

@@ -10,9 +10,8 @@ from pathlib import Path
 from envs.coq import CoqConfig, CoqIde
 from envs.lean_repl import LeanRepl, LeanReplConfig
 from envs.tactic_guard import TacticPolicy
-from envs.types import EnvSetupError, Language, ProofEnv
+from envs.types import EnvSetupError, Language, ProofEnv, TacticGenerator
 from prover.options import EnvOptions, GeneratorOptions
-from search.best_first import TacticGenerator
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = "EleutherAI/llemma_7b"

@@ -47,3 +47,15 @@ def test_top_k_and_check_reach_the_resolved_config(monkeypatch, tmp_path, capsys
     assert resolved["top_k"] == 3 and resolved["check"] is False
     assert resolved["eval"]["top_k"] == 3
     capsys.readouterr()
+
+
+def test_only_the_top_k_suggestions_are_recorded_and_checked(tmp_path, capsys):
+    """The automation list gives all of itself whatever n: tactic prediction keeps its k best."""
+    tactics = tmp_path / "list.txt"
+    tactics.write_text("lia.\nauto.\ntrivial.\nreflexivity.\nintros; lia.\n")
+    out = tmp_path / "tp"
+    args = ["eval", "--env", "coq", "--tactic-steps", str(STEPS), "--top-k", "2", "--tactics", str(tactics)]
+    assert main([*args, "--out", str(out)]) == 0
+    records = [json.loads(line) for line in (out / "tactic_results.jsonl").read_text().splitlines()]
+    assert records and all(r["suggestions"] == ["lia.", "auto."] for r in records)
+    capsys.readouterr()
