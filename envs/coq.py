@@ -14,6 +14,9 @@ per header that never runs search tactics, reset to the header's state before ea
 then audits `Print Assumptions` with every axiom resolved to its full path by `Locate`. Proof
 text that our sentence splitter might read differently from Coq's parser (strings, comments,
 `..`) goes to a fresh `coqc` instead, as does `prover check` (`check_file`), per theorem.
+The audit asks for each theorem by its full path (`Top.M.t`) and reads only that command's own
+output: in coqidetop the notices of its own state, with `coqc` the file its `Redirect` writes in a
+fresh directory of random name, so nothing a file or a proof prints can pass for it.
 Both processes run in a private temporary directory (Coq writes `.lia.cache` into its cwd).
 """
 
