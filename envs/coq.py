@@ -715,10 +715,11 @@ class CoqIde(ProcessPool[_Slot]):
         pending = list(range(len(commands)))
         with tempfile.TemporaryDirectory(prefix="audit-", dir=self._workdir()) as tmp:
             out = Path(tmp) / secrets.token_hex(16)
+            quoted = str(out).replace('"', '""')  # a Coq string
             while pending:
                 shutil.rmtree(out, ignore_errors=True)
                 out.mkdir(mode=0o700)
-                text = prefix + "".join(f'Redirect "{out}/out_{i}" {commands[i]}\n' for i in pending)
+                text = prefix + "".join(f'Redirect "{quoted}/out_{i}" {commands[i]}\n' for i in pending)
                 ran = await self._coqc(text)
                 if ran is None:
                     results.update({i: _AuditFailed("coqc timed out") for i in pending})
@@ -831,7 +832,12 @@ class CoqIde(ProcessPool[_Slot]):
             source = _admit(text, [theorems[i] for i in verdicts if theorems[i].closing is not None])
             axioms = await self._axioms(source, [theorems[i].path for i in todo])
             for i in todo:
-                verdicts[i] = self._audited(axioms[theorems[i].path])
+                audited = axioms[theorems[i].path]
+                if isinstance(audited, str):  # at the theorem's own line, never past the file's end
+                    where = f'File "{CHECKED_FILE}", line {theorems[i].first_line}: {audited}'
+                    verdicts[i] = Verdict(False, (where,), reason=audited)
+                else:
+                    verdicts[i] = self._audit(audited)
         return [TheoremCheck(b.name, verdicts[i]) for i, b in enumerate(theorems)]
 
     async def close(self) -> None:
