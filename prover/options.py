@@ -174,10 +174,11 @@ class TheoremOptions:
     )
     split: str | None = opt(None, "benchmark split: valid or test (default: both)", choices=("valid", "test"))
     data: Path | None = opt(None, "directory with the benchmark's JSONL files (default: download and cache)")
-    variant: str = opt(
-        "lean4",
-        "miniF2F variant: lean4 (maintained port), lean4_llemma (the statements "
-        "Llemma's 26.23%% used), lean4_deepseek, isabelle, rocq (miniF2F in Rocq; the one --env coq reads)",
+    variant: str | None = opt(
+        None,
+        "miniF2F variant: lean4 (maintained port; the default for --env lean), lean4_llemma (the statements "
+        "Llemma's 26.23%% used), lean4_deepseek, isabelle (the one --env isabelle reads), rocq (miniF2F in "
+        "Rocq; the one --env coq reads)",
         choices=("lean4", "lean4_llemma", "lean4_deepseek", "isabelle", "rocq"),
     )
     file: Path | None = opt(None, "a .lean or .v file that contains the theorem")

@@ -229,8 +229,10 @@ def listen(host: str, ports: Sequence[int]) -> list[socket.socket]:
             try:
                 family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
                 sockets.append(socket.create_server((host, port), family=family, backlog=128))
-            except OSError as exc:  # a socket.gaierror's errno is a getaddrinfo code, not an errno
-                reason = exc.strerror or (os.strerror(exc.errno) if exc.errno else str(exc))
+            except socket.gaierror as exc:  # its errno is a getaddrinfo code, not an errno
+                raise ValueError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+            except OSError as exc:
+                reason = os.strerror(exc.errno) if exc.errno else str(exc)
                 raise ValueError(f"cannot listen on {host}:{port}: {reason}") from None
     except ValueError:
         for s in sockets:

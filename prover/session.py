@@ -159,13 +159,15 @@ def select_theorem(config: ProveConfig, name: str | None) -> Theorem:
 def minif2f_variant(config: ProveConfig) -> str:
     """The miniF2F variant the env can check: Isabelle's for --env isabelle, Rocq's for --env coq,
     a Lean one (--variant) for lean."""
-    if config.env.env == "isabelle":
-        return "isabelle"
-    if config.env.env == "coq":
-        return "rocq"
-    if config.env.env != "lean" or config.theorem.variant in ("isabelle", "rocq"):
+    env, variant = config.env.env, config.theorem.variant
+    own = {"isabelle": "isabelle", "coq": "rocq"}.get(env)
+    if own is not None:
+        if variant not in (None, own):
+            raise UsageError(f"--env {env} reads the {own} variant of miniF2F, not --variant {variant}")
+        return own
+    if env != "lean" or variant in ("isabelle", "rocq"):
         raise UsageError("miniF2F theorems need --env lean with a Lean 4 --variant, --env coq (rocq) or --env isabelle")
-    return config.theorem.variant
+    return variant or "lean4"
 
 
 def benchmark_variant(config: ProveConfig) -> str:
@@ -298,4 +300,4 @@ class Session:
         except Exception as exc:  # one theorem's crash must not lose the run
             log.exception("%s: search crashed", theorem.name)
             result = SearchResult(theorem.name, "error", "crash", error=f"{type(exc).__name__}: {exc}")
-        return make_record(result, theorem, attempt, self.seed_for(attempt), self.config.theorem.variant)
+        return make_record(result, theorem, attempt, self.seed_for(attempt), self.config.theorem.variant or "")

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from prover.cli import EXIT_USAGE, build_parser, main, resolve_prove_config
+from tests.conftest import ROOT
 from tests.run_cli import COQ_EXAMPLES, prover
 
 STATEMENT = "Theorem one_one : 1 + 1 = 2."
@@ -299,3 +300,10 @@ def test_a_missing_file_argument_is_not_looked_up_as_a_theorem_name(capsys, tmp_
     missing = tmp_path / "Nope.v"
     code, _, err = run(capsys, "prove", str(missing))
     assert code == EXIT_USAGE and f"{missing}: no such file" in err
+
+
+@pytest.mark.parametrize(("env", "variant"), [("coq", "lean4"), ("coq", "isabelle"), ("isabelle", "lean4_llemma")])
+def test_a_variant_the_env_does_not_read_is_refused(capsys, env, variant):
+    data = str(ROOT / "tests" / "data" / "minif2f")
+    code, _, err = run(capsys, "prove", "--env", env, "--variant", variant, "toy_linear", "--data", data)
+    assert code == EXIT_USAGE and f"--env {env} reads the" in err and f"not --variant {variant}" in err
