@@ -198,6 +198,10 @@ class ProcessPool(Generic[S]):
                 await self._restart(slot, f"while starting {theorem.name}: {exc or 'timeout'}")
                 try:
                     ref, goals = await self._open(slot, theorem)
+                except MemoryCapExceeded as again:  # installed fine: the cap is too low for it
+                    raise EnvSetupError(
+                        f"the {self.name} needs more memory than --memory-limit-mb allows to start: {again}"
+                    ) from again
                 except ProcessDied as again:
                     raise EnvSetupError(
                         f"the {self.name} exits right after starting: {again}. {self.setup_hint}"

@@ -55,7 +55,8 @@ def check_output_file(path: Path, flag: str) -> None:
         raise PathError(f"{flag} {path} is a directory; give a file name")
     parent = path.parent
     if not parent.is_dir():
-        raise PathError(f"{flag} {path}: the directory {parent} does not exist")
+        what = "is a file, not a directory" if parent.exists() else "does not exist"
+        raise PathError(f"{flag} {path}: {parent} {what}")
     existed = path.exists()
     try:
         with path.open("a", encoding="utf-8"):

@@ -307,3 +307,16 @@ def test_a_variant_the_env_does_not_read_is_refused(capsys, env, variant):
     data = str(ROOT / "tests" / "data" / "minif2f")
     code, _, err = run(capsys, "prove", "--env", env, "--variant", variant, "toy_linear", "--data", data)
     assert code == EXIT_USAGE and f"--env {env} reads the" in err and f"not --variant {variant}" in err
+
+
+def test_an_output_under_a_file_says_so(capsys, tmp_path):
+    a_file = tmp_path / "t.v"
+    a_file.write_text("x")
+    code, _, err = run(capsys, "prove", "--env", "coq", "--statement", STATEMENT, "--tree", str(a_file / "x.json"))
+    assert code == EXIT_USAGE and f"{a_file} is a file, not a directory" in err
+
+
+def test_a_memory_cap_too_low_to_start_names_the_cap_not_the_install(capsys, coq_available):
+    code, _, err = run(capsys, "prove", "--env", "coq", "--statement", STATEMENT, "--memory-limit-mb", "20")
+    assert code == EXIT_USAGE and "needs more memory than --memory-limit-mb allows" in err
+    assert "install" not in err
