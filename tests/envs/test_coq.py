@@ -29,13 +29,6 @@ SLOW = "do 3000000 idtac"  # about 2 s, and about 250 MB, on the test machine
 pytestmark = pytest.mark.usefixtures("coq_available")
 
 
-@pytest.fixture
-async def coq():
-    env = CoqIde()
-    yield env
-    await env.close()
-
-
 async def test_start_progress_failure_and_proof(coq):
     root = await coq.start(ADD)
     assert root.goals == ("============================\nforall n : nat, n + 0 = n",)

@@ -13,13 +13,6 @@ SPOOF = '"Closed under the global context"'
 pytestmark = pytest.mark.usefixtures("coq_available")
 
 
-@pytest.fixture
-async def coq():
-    env = CoqIde()
-    yield env
-    await env.close()
-
-
 def checks_of(results) -> dict:
     return {c.name: c.verdict for c in results}
 
