@@ -244,6 +244,10 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
         c = text[i]
         if in_string:
             in_string = c != '"'
+        elif depth and c == '"':
+            # Coq lexes strings inside comments too: `(* "*)" *)` is one comment, and
+            # `(* "(*" *) x. (* "*)" *)` is code between two comments
+            in_string = True
         elif text.startswith("(*", i):
             depth += 1
             i += 2

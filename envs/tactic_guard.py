@@ -97,7 +97,7 @@ _COQ_COMMANDS = (
     "Qed", "Defined", "Save", "Proof", "Axiom", "Axioms", "Parameter", "Parameters",
     "Hypothesis", "Hypotheses", "Variable", "Variables", "Conjecture", "Definition",
     "Fixpoint", "CoFixpoint", "Lemma", "Theorem", "Corollary", "Proposition", "Fact",
-    "Remark", "Example", "Instance", "Existing", "Require", "Import", "Export", "From",
+    "Remark", "Example", "Property", "Instance", "Existing", "Require", "Import", "Export", "From",
     "Load", "Declare", "Unset", "Local", "Global", "Module", "End", "Section",
     "Ltac", "Ltac2", "Tactic", "Obligation", "Next", "Drop", "Quit", "Extraction",
     "Redirect", "Print", "Check", "Eval", "Compute", "Search", "Locate", "Fail",
@@ -148,10 +148,15 @@ _COQ_GIVE_UP_RE = _words(_COQ_GIVE_UP)
 # a command word anywhere it is not part of a longer name: after a bullet (`-Axiom`), a brace, a
 # string (`"x"Check`), `;`, `|`, `(`... Coq splits bullets and braces off and runs the rest.
 _COQ_COMMAND_RE = re.compile(r"(?<![\w'.])(?:" + "|".join(re.escape(w) for w in _COQ_COMMANDS) + r")(?![\w'])")
+# `native_compute` (and `Qed` after it) trusts OCaml's native compiler, as Lean's native_decide
+_COQ_NATIVE_RE = re.compile(r"(?<![\w'.])native_compute(?![\w'])")
 # every `*_no_check` tactic (`change_no_check`, `convert_concl_no_check`, ...) skips the kernel's check
 _COQ_NO_CHECK_RE = re.compile(r"(?<![\w'.])\w*_no_check(?![\w'])")
+# at the start of the sentence, after bullets/braces, a goal selector (`1:`, `all:`) or a `;`
 _COQ_LEADING_COMMAND_RE = re.compile(
-    r"^[\s\-+*{}]*(?:" + "|".join(re.escape(w) for w in _COQ_LEADING_COMMANDS) + r")(?![\w'])"
+    r"(?:^[\s\-+*{}]*|(?:^|[\s;])(?:\d+|all|par|!)\s*:\s*|;\s*)(?:"
+    + "|".join(re.escape(w) for w in _COQ_LEADING_COMMANDS)
+    + r")(?![\w'])"
 )
 _COQ_SENTENCE_END_RE = re.compile(r"(?<!\.)\.(?=\s|$)")
 
@@ -262,7 +267,8 @@ def _strip_coq_comments_and_strings(text: str) -> str | None:
                     i += 2
                     continue
                 in_string = False
-                out.append('""')
+                if not depth:  # a string of the code (one inside a comment is part of the comment)
+                    out.append('""')
             i += 1
             continue
         if two == "(*":
@@ -274,11 +280,11 @@ def _strip_coq_comments_and_strings(text: str) -> str | None:
             i += 2
             out.append(" ")
             continue
-        if depth:
+        if text[i] == '"':  # also inside a comment: Coq lexes strings there, `(* "*)" *)` is one comment
+            in_string = True
             i += 1
             continue
-        if text[i] == '"':
-            in_string = True
+        if depth:
             i += 1
             continue
         out.append(text[i])
@@ -301,8 +307,11 @@ def check_coq_tactic(tactic: str, policy: TacticPolicy = TacticPolicy()) -> str 
         return "more than one sentence: a `.` ends the tactic early"
     if m := _COQ_GIVE_UP_RE.search(body) or _COQ_NO_CHECK_RE.search(body):
         return f"`{m.group(0)}` gives up on the goal"
+    if not policy.allow_native_decide and (m := _COQ_NATIVE_RE.search(body)):
+        return f"`{m.group(0)}` trusts the native compiler (disabled by policy, as native_decide)"
     if m := _COQ_COMMAND_RE.search(body) or _COQ_LEADING_COMMAND_RE.search(body):
-        return f"`{m.group(0).lstrip(' -+*{}')}` is a command, not a tactic"
+        word = re.findall(r"\w+", m.group(0))[-1]
+        return f"`{word}` is a command, not a tactic"
     if "#[" in body:
         return "`#[` attributes belong to commands, not tactics"
     for word in policy.extra_banned:

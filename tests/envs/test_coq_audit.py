@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from envs.coq import CoqConfig, CoqIde, Reply, modules_at_each, open_scopes, sentence_spans
-from envs.types import CHECKED_FILE, Theorem
+from envs.types import CHECKED_FILE, Proved, Theorem
 from tests.conftest import ROOT
 
 SPOOF = '"Closed under the global context"'
@@ -130,3 +130,31 @@ async def test_verify_qualifies_a_theorem_inside_a_module_of_the_header(coq):
     assert (await coq.verify(Theorem("t", "Theorem t : True.", header, "coq"), ["exact I"])).accepted
     verdict = await coq.verify(Theorem("f", "Theorem f : 1 = 2.", header, "coq"), ["destruct myax"])
     assert not verdict.accepted and verdict.axioms == ("Top.myax",)
+
+
+def test_a_string_inside_a_comment_is_lexed_as_coq_lexes_it():
+    """`(* "(*" *) X. (* "*)" *)`: Coq sees two comments around the code `X.`, not one comment."""
+    text = 'Theorem f : 1 = 2.\nProof.\n  (* "(*" *) Abort. Theorem f : True. Proof. exact I. (* "*)" *)\nQed.\n'
+    sentences = [text[a:b] for a, b in sentence_spans(text)]
+    assert sentences == ["Theorem f : 1 = 2.", "Proof.", "Abort.", "Theorem f : True.", "Proof.", "exact I.", "Qed."]
+    quoted = 'idtac (* "*)" *). exact I.'
+    assert [quoted[a:b] for a, b in sentence_spans(quoted)] == ['idtac (* "*)" *).', "exact I."]
+
+
+async def test_check_file_is_not_fooled_by_code_hidden_between_comments(coq):
+    text = 'Theorem f : 1 = 2.\nProof.\n  (* "(*" *) Abort. Theorem f : True. Proof. exact I. (* "*)" *)\nQed.\n'
+    checks = await coq.check_file(text)
+    false_one = [c for c in checks if c.name.endswith("f")][0]
+    assert not false_one.verdict.accepted  # the `1 = 2` theorem is aborted, never proved
+
+
+async def test_a_proof_hiding_commands_between_comments_is_refused(coq):
+    """The search runs only `exact helper .`; coqc would have run `Abort. Theorem f : True. ...` too."""
+    header = "Lemma helper : 1 = 2.\nAdmitted.\n"
+    theorem = Theorem("f", "Theorem f : 1 = 2.", header, "coq")
+    hidden = 'exact helper (* "(*" *) . Abort. Theorem f : True. Proof. exact I (* "*)" *)'
+    root = await coq.start(theorem)
+    result = await coq.run_tactic(root, hidden, 10)
+    assert not isinstance(result, Proved) and "more than one sentence" in getattr(result, "message", "")
+    verdict = await coq.verify(theorem, [hidden])
+    assert not verdict.accepted

@@ -130,6 +130,9 @@ def test_every_language_rejects_control_and_bidi_characters(language, char):
 
 COQ_OK = [
     "intros n",
+    'exact I (* a comment with "a string" in it *)',
+    'exact I (* "*)" *)',
+    "1: lia",
     "assert (H : forall A : Set, A = A)",
     "- reflexivity",
     "apply H_Check",
@@ -159,6 +162,16 @@ COQ_BAD = [
     "-Set Printing All",
     '-Redirect "/tmp/pwned"Check nat',
     "convert_concl_no_check True",
+    # review: Coq lexes strings inside comments, so `(* "(*" *) X (* "*)" *)` runs X
+    'exact helper (* "(*" *) . Abort. Theorem f : True. Proof. exact I (* "*)" *)',
+    'idtac (* "(*" *) ; give_up (* "*)" *)',
+    'exact I (* "(*" *) . Redirect "/tmp/pwned" Print nat. (* "*)" *)',
+    'exact I (* "unterminated *)',
+    "Property g : False",
+    "idtac; Set Guard",
+    "1: Set Printing All",
+    "all: Set Printing All",
+    "native_compute",
     "admit",
     "admit.",
     "Admitted.",
