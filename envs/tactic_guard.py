@@ -37,6 +37,8 @@ _LEAN_COMMANDS = (
     "add_aesop_rules", "declare_aesop_rule_sets", "register_option", "register_builtin_option",
     "register_label_attr", "initialize_simps_projections", "suppress_compilation", "seal", "unseal",
     "compile_inductive", "nonrec", "by_elab", "grind_pattern", "library_note", "assert_not_exists",
+    "binder_predicate", "proof_wanted", "unif_hint", "declare_config_elab", "grind_propagator",
+    "with_weak_namespace", "init_quot", "end",
     # these belong to the enclosing declaration: they end the proof block
     "where", "termination_by", "decreasing_by",
 )  # fmt: skip
@@ -47,17 +49,24 @@ _LEAN_META = (
     "Lean.Environment",
     "Lean.addDecl",
     "Lean.ofReduceBool",
+    "Lean.ofReduceNat",
+    "Lean.reduceBool",
+    "Lean.reduceNat",
     "Lean.trustCompiler",
     "IO.",
     "System.",
     "unsafeIO",
     "unsafeCast",
     "ofReduceBool",
+    "ofReduceNat",
 )
 # Trusting the compiler: `native_decide`, `decide +native` / `(config := {native := true})`, and the
 # bit-blasting tactics whose certificates are checked by compiled code (`Lean.ofReduceBool`).
+# A decide configuration given positionally (`config := ⟨false, true, …⟩`, `DecideConfig.mk …`)
+# can set `native` without naming it: refused too.
 _LEAN_NATIVE_RE = re.compile(
     r"(?<![\w.])native_decide(?![\w])|\+native(?![\w])|(?<![\w.])native\s*:=|(?<![\w.])bv_(?:decide|check)(?![\w])"
+    r"|DecideConfig|(?<![\w.])decide\b[^\n]*config\s*:=\s*⟨"
 )
 # Characters that change how a tactic reads or travels: C0/C1 controls except tab and newline,
 # bidi embeddings/overrides/isolates, line and paragraph separators, lone surrogates.
@@ -174,10 +183,29 @@ def _balanced(text: str, pairs: dict[str, str]) -> bool:
     return not stack
 
 
+_LEAN_STRING_RE = re.compile(r'"(?:[^"\\\n]|\\[^\n])*"')
+_LEAN_CHAR_RE = re.compile(r"'(?:\\(?:u\{[0-9a-fA-F]+\}|x[0-9a-fA-F]{2}|[^\n])|[^'\\\n])'")
+_LEAN_RAW_STRING_RE = re.compile(r'r(#*)"')
+
+
+def _starts_token(text: str, i: int) -> bool:
+    """Whether position `i` starts a token: the character before cannot continue an identifier
+    (`h'` is a name, `'a'` after a space is a character literal; `r"…"` only as a token)."""
+    if i == 0:
+        return True
+    prev = text[i - 1]
+    return not (prev.isalnum() or prev in "_'!?.»" or unicodedata.category(prev).startswith("L"))
+
+
 def _strip_lean_comments_and_strings(text: str) -> str | None:
-    """`text` with Lean's comments blanked (block comments `/- -/` nest, `--` runs to the end of the
-    line) and string literals emptied; None if a comment or string is left open. Identifiers
-    quoted with guillemets are unquoted (`«native»` is `native`)."""
+    """`text` as Lean's lexer sees it, with comments blanked and literals emptied, or None when
+    something is left open or cannot be read safely.
+
+    Block comments `/- -/` nest (`/--` and `/-!` open doc comments), `--` runs to the end of the
+    line; string literals (escapes `\\x`), raw strings `r"…"`/`r#"…"#` (no escapes) and character
+    literals (`'"'`) are emptied; an escaped name `«…»` becomes a plain name (`«native»` is
+    `native`, `«--»` is a name, not a comment). A string with `{` is refused: interpolated strings
+    (`s!"{…}"`, `m!`, `throwError "…"`) run the code between the braces."""
     out: list[str] = []
     depth = 0
     i = 0
@@ -195,24 +223,44 @@ def _strip_lean_comments_and_strings(text: str) -> str | None:
             else:
                 i += 1
             continue
+        c = text[i]
         if two == "/-":
             depth = 1
             i += 3 if text[i + 2 : i + 3] in ("-", "!") else 2  # `/--` and `/-!` open doc comments
         elif two == "--":
             end = text.find("\n", i)
             i = len(text) if end < 0 else end
-        elif text[i] == '"':
-            m = re.compile(r'"(?:[^"\\]|\\.)*"').match(text, i)
-            if m is None:
+        elif c == "«":
+            end = text.find("»", i + 1)
+            if end < 0 or "\n" in text[i:end]:
+                return None
+            out.append(re.sub(r"[^\w.]", "_", text[i + 1 : end]) or "_")  # an ordinary name to the checks
+            i = end + 1
+        elif c == '"':
+            m = _LEAN_STRING_RE.match(text, i)
+            if m is None or "{" in m.group(0):
                 return None
             out.append('""')
             i = m.end()
+        elif c == "r" and _starts_token(text, i) and (raw := _LEAN_RAW_STRING_RE.match(text, i)):
+            closing = '"' + raw.group(1)
+            end = text.find(closing, raw.end())
+            if end < 0:
+                return None
+            out.append('""')
+            i = end + len(closing)
+        elif c == "'" and _starts_token(text, i):
+            m = _LEAN_CHAR_RE.match(text, i)
+            if m is None:
+                return None
+            out.append("' '")
+            i = m.end()
         else:
-            out.append(text[i])
+            out.append(c)
             i += 1
     if depth:
         return None
-    return "".join(out).replace("«", "").replace("»", "")
+    return "".join(out)
 
 
 def _check_shape(tactic: str, policy: TacticPolicy) -> str | None:
@@ -229,7 +277,7 @@ def check_lean_tactic(tactic: str, policy: TacticPolicy = TacticPolicy()) -> str
         return bad
     code = _strip_lean_comments_and_strings(tactic)
     if code is None:
-        return "unterminated comment or string literal"
+        return "a comment, string or character literal left open or unsafe (interpolated strings run code)"
     if m := _LEAN_GIVE_UP_RE.search(code) or _LEAN_GIVE_UP_NAME_RE.search(code):
         return f"`{m.group(0)}` gives up on the goal"
     if not policy.allow_native_decide and (m := _LEAN_NATIVE_RE.search(code)):

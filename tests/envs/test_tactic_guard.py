@@ -19,6 +19,11 @@ LEAN_OK = [
     "simp /-- a doc comment -/",
     'exact "-- not a comment"',
     "exact h.stop",
+    "rw [h₁'] at h'",
+    "exact ⟨'a', rfl⟩",
+    "exact x.«foo»",
+    'exact (r"raw", 1).2',
+    "exact h.end_eq",
 ]
 LEAN_BAD = {
     "sorry": "gives up",
@@ -39,7 +44,7 @@ LEAN_BAD = {
     'macro "x" : tactic => `(tactic| rfl)': "command",
     "run_tac pure ()": "command",
     "run_cmd pure ()": "command",
-    "simp\nend": "column 0",
+    "simp\nend": "command",
     "simp\nnamespace Foo": "command",
     "simp\n@[simp] def f := 1": "command",
     "exact (by simp": "unbalanced",
@@ -94,6 +99,21 @@ LEAN_BAD = {
     "simp\u200b": "U+200B",
     "si\u2060mp": "U+2060",
     "\ufeffsimp": "U+FEFF",
+    # review: text hidden from the guard by Lean's lexing (escaped names, character literals, raw
+    # strings, interpolation), and what trusts compiled code without saying `native`
+    'have «--» : Nat := 0 <;> run_tac do let _ ← IO.Process.run {cmd := "sh", args := #[]}': "command",
+    "let «--» := 0; exact sorry\nskip": "gives up",
+    "(have h : Char := '\"'; exact sorry) --'\"')": "gives up",
+    "(have h : Char := '\"'; native_decide) --'\"')": "compiler",
+    'exact (r"\\", sorry).2 --")': "gives up",
+    '(have := r"\\"; run_tac do pure ()) --")': "command",
+    'exact (fun _ => rfl) s!"{by_elab do pure (Lean.mkNatLit 0)}"': "interpolated",
+    "exact Lean.ofReduceNat _ _ rfl": "meta",
+    "decide (config := ⟨false, true⟩)": "compiler",
+    "exact DecideConfig.mk false true": "compiler",
+    "simp end": "command",
+    "exact h\n  end": "command",
+    "proof_wanted foo : True": "command",
 }
 
 
