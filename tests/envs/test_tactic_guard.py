@@ -246,3 +246,29 @@ def test_coq_rejects_escapes(tactic):
 def test_unknown_language_is_an_error():
     with pytest.raises(ValueError):
         check_tactic("agda", "refl")
+
+
+ISABELLE_OK = ["apply simp", "by (simp add: algebra_simps)", "using assms by auto", 'have "x = 2" by simp', "qed"]
+ISABELLE_BAD = [
+    "sorry",
+    "oops",
+    'lemma foo: "False" sorry',
+    "axiomatization where ax: False",
+    "ML_prf \\<open>Thm.assume\\<close>",
+    'ML \\<open>writeln "x"\\<close>',
+    "method_setup m = \\<open>Scan.succeed (K all_tac)\\<close>",
+    "oracle cheat = \\<open>fn x => x\\<close>",
+    "declaration \\<open>K I\\<close>",
+    "end",
+    "apply simp (* open",
+]
+
+
+@pytest.mark.parametrize("tactic", ISABELLE_OK)
+def test_isabelle_accepts_proof_steps(tactic):
+    assert check_tactic("isabelle", tactic) is None
+
+
+@pytest.mark.parametrize("tactic", ISABELLE_BAD)
+def test_isabelle_rejects_escapes(tactic):
+    assert check_tactic("isabelle", tactic) is not None
