@@ -19,7 +19,17 @@ from envs.coq import (
     tactic_sentences,
 )
 from envs.process import ProtocolError
-from envs.types import CHECKED_FILE, Failed, Progress, Proved, Theorem, TheoremStartError, TimedOut, metered
+from envs.types import (
+    CHECKED_FILE,
+    Failed,
+    Progress,
+    Proved,
+    TacticResult,
+    Theorem,
+    TheoremStartError,
+    TimedOut,
+    metered,
+)
 from tests.conftest import ROOT
 
 HEADER = "Require Import Arith Lia.\n"
@@ -181,10 +191,16 @@ async def test_candidates_of_one_state_run_on_all_processes():
     try:
         root = await env.start(REFL)
         step = await env.run_tactic(root, "intros n", 10)
+        ended: list[float] = []
+
+        async def timed(i: int) -> TacticResult:
+            result = await env.run_tactic(step.state, f"{SLOW}; idtac {i}", 60)
+            ended.append(time.monotonic())
+            return result
+
         with metered() as usage:
             started = time.monotonic()
-            results = await asyncio.gather(*(env.run_tactic(step.state, f"{SLOW}; idtac {i}", 60) for i in range(3)))
-            elapsed = time.monotonic() - started
+            results = await asyncio.gather(*(timed(i) for i in range(3)))
         assert all(isinstance(r, Progress) for r in results)
         assert sorted(r.state.handle.slot for r in results) == [0, 1, 2]
         assert usage.replays == 2  # `intros n` on each of the two other processes
@@ -193,10 +209,11 @@ async def test_candidates_of_one_state_run_on_all_processes():
             for r in results:
                 assert isinstance(await env.run_tactic(r.state, "reflexivity", 10), Proved)
         assert usage.replays == 0
-        single_started = time.monotonic()
-        await env.run_tactic(step.state, SLOW, 60)
-        # one after another would take 3x one run; CPU-bound tactics on a 2-core machine can reach 1.5x
-        assert elapsed < 2.7 * (time.monotonic() - single_started)
+        # at the same time, not one after another: run in turn, the three would end a whole run
+        # apart (spread = 2/3 of the time); run together they end close to one another, however
+        # loaded the machine is (no comparison with a run timed at another moment)
+        total = max(ended) - started
+        assert max(ended) - min(ended) < 0.4 * total, (ended, started)
     finally:
         await env.close()
 
