@@ -269,14 +269,22 @@ class PisaIsabelle(ProcessPool[_Slot]):
             log.warning("PISA on port %d did not end its Isabelle: %s", slot.port, exc)
 
     async def _apply(self, slot: _Slot, old: str, step: str, timeout: float | None) -> tuple[int, str]:
-        """(new state id, answer text) of running `step` on the state named `old`."""
+        """(new state id, answer text) of running `step` on the state named `old`.
+
+        PISA's own timeout answer raises `asyncio.TimeoutError`: the step still runs inside
+        Isabelle, so every caller must replace the session (the pool restarts the slot, the
+        verifier drops it), never read the answer as an ordinary failure."""
         session = await self._ensure_process(slot)
         ref = slot.new_name()
         request = session.command(f"{SEP} {old} {SEP} {step} {SEP} {_name(ref)}", timeout)
         pid = self._server_pid(slot)
         if pid is None or self.config.memory_limit_mb is None:
-            return ref, await request
-        return ref, await capped(request, pid, self.config.memory_limit_mb, f"the PISA server on port {slot.port}")
+            answer = await request
+        else:
+            answer = await capped(request, pid, self.config.memory_limit_mb, f"the PISA server on port {slot.port}")
+        if answer.startswith(ERRORS) and PISA_TIMEOUT in answer:
+            raise asyncio.TimeoutError(answer)
+        return ref, answer
 
     def _server_pid(self, slot: _Slot) -> int | None:
         if self.config.memory_limit_mb is None or self.config.host not in ("localhost", "127.0.0.1", "::1"):
@@ -292,8 +300,6 @@ class PisaIsabelle(ProcessPool[_Slot]):
     async def _open(self, slot: _Slot, theorem: Theorem) -> tuple[int, tuple[str, ...]]:
         await self._open_context(slot, theorem.header)
         ref, answer = await self._apply(slot, "default", theorem.statement, self.config.start_timeout)
-        if answer.startswith(ERRORS) and PISA_TIMEOUT in answer:
-            raise asyncio.TimeoutError(answer)  # still running in Isabelle: the pool replaces the session
         if answer.startswith(ERRORS):
             raise TheoremStartError(f"{theorem.name}: the statement was rejected: {answer}")
         slot.known[(theorem, ())] = ref
@@ -331,8 +337,6 @@ class PisaIsabelle(ProcessPool[_Slot]):
         await self._open_context(slot, handle.theorem.header)
         old = await self._resolve(slot, handle, timeout)
         ref, answer = await self._apply(slot, _name(old), tactic, timeout)
-        if answer.startswith(ERRORS) and PISA_TIMEOUT in answer:
-            raise asyncio.TimeoutError(answer)  # still running in Isabelle: the pool replaces the session
         if answer.startswith(ERRORS):
             return Failed(answer)
         session = await self._ensure_process(slot)
@@ -367,8 +371,6 @@ class PisaIsabelle(ProcessPool[_Slot]):
                     await self._drop_session(slot)
                 await self._open_context(slot, theorem.header)
                 ref, answer = await self._apply(slot, "default", text, self.config.start_timeout)
-                if answer.startswith(ERRORS) and PISA_TIMEOUT in answer:
-                    raise asyncio.TimeoutError(answer)  # the check goes on inside Isabelle: replace it
                 if answer.startswith(ERRORS):
                     return Verdict(False, (answer,), reason="Isabelle rejected the proof")
                 session = await self._ensure_process(slot)
