@@ -231,12 +231,6 @@ def declaration_head(source: str, start: int, end: int | None = None) -> str | N
     return None
 
 
-def render_proof(statement: str, tactics: Sequence[str]) -> str:
-    """`statement` (ending in `:=` or `:= by`) followed by the tactic block, each candidate written
-    as it was run (a sequence grouped into one parenthesised tactic, as in the Lean REPL)."""
-    return render_proof_body(statement, tactics)
-
-
 # --------------------------------------------------------------------------- sessions
 
 
@@ -550,7 +544,7 @@ class LeanDojoEnv:
                 return f"-- {theorem.name} ({theorem.location})\nby\n" + "".join(
                     "  " + line + "\n" for tactic in proof for line in tactic_text(tactic).splitlines()
                 )
-        return theorem.header_block + render_proof(statement, proof)
+        return theorem.header_block + render_proof_body(statement, proof)
 
     async def verify(self, theorem: Theorem, proof: Sequence[str]) -> Verdict:
         """Declaration + proof in a fresh command-mode Dojo at the theorem's line, then its axioms."""
@@ -567,7 +561,7 @@ class LeanDojoEnv:
             return Verdict(False, reason=f"cannot find the line of {t.name} in {t.file_path} to re-check it")
         started = time.monotonic()
         try:
-            body = render_proof(head, proof)
+            body = render_proof_body(head, proof)
             return await self._call(self._check, lean_dojo, repo, t, line, body, axiom_query_name(t.name, head))
         finally:
             current_usage().verify_s += time.monotonic() - started
