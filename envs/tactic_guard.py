@@ -48,8 +48,6 @@ _LEAN_META = (
     "Lean.Meta",
     "Lean.Environment",
     "Lean.addDecl",
-    "Lean.ofReduceBool",
-    "Lean.ofReduceNat",
     "Lean.reduceBool",
     "Lean.reduceNat",
     "Lean.trustCompiler",
@@ -158,7 +156,7 @@ _COQ_GIVE_UP_RE = _words(_COQ_GIVE_UP)
 # string (`"x"Check`), `;`, `|`, `(`... Coq splits bullets and braces off and runs the rest.
 _COQ_COMMAND_RE = re.compile(r"(?<![\w'.])(?:" + "|".join(re.escape(w) for w in _COQ_COMMANDS) + r")(?![\w'])")
 # `native_compute` (and `Qed` after it) trusts OCaml's native compiler, as Lean's native_decide
-_COQ_NATIVE_RE = re.compile(r"(?<![\w'.])native_compute(?![\w'])")
+_COQ_NATIVE_RE = _words(("native_compute",))
 # every `*_no_check` tactic (`change_no_check`, `convert_concl_no_check`, ...) skips the kernel's check
 _COQ_NO_CHECK_RE = re.compile(r"(?<![\w'.])\w*_no_check(?![\w'])")
 # at the start of the sentence, after bullets/braces, a goal selector (`1:`, `all:`) or a `;`

@@ -233,16 +233,6 @@ COQ_BAD = [
 ]
 
 
-@pytest.mark.parametrize("tactic", COQ_OK)
-def test_coq_accepts_ordinary_tactics(tactic):
-    assert check_tactic("coq", tactic) is None
-
-
-@pytest.mark.parametrize("tactic", COQ_BAD)
-def test_coq_rejects_escapes(tactic):
-    assert check_tactic("coq", tactic) is not None
-
-
 def test_unknown_language_is_an_error():
     with pytest.raises(ValueError):
         check_tactic("agda", "refl")
@@ -264,11 +254,13 @@ ISABELLE_BAD = [
 ]
 
 
-@pytest.mark.parametrize("tactic", ISABELLE_OK)
-def test_isabelle_accepts_proof_steps(tactic):
-    assert check_tactic("isabelle", tactic) is None
+@pytest.mark.parametrize(("language", "tactic"), [("coq", t) for t in COQ_OK] + [("isabelle", t) for t in ISABELLE_OK])
+def test_coq_and_isabelle_accept_ordinary_steps(language, tactic):
+    assert check_tactic(language, tactic) is None
 
 
-@pytest.mark.parametrize("tactic", ISABELLE_BAD)
-def test_isabelle_rejects_escapes(tactic):
-    assert check_tactic("isabelle", tactic) is not None
+@pytest.mark.parametrize(
+    ("language", "tactic"), [("coq", t) for t in COQ_BAD] + [("isabelle", t) for t in ISABELLE_BAD]
+)
+def test_coq_and_isabelle_reject_escapes(language, tactic):
+    assert check_tactic(language, tactic) is not None
